@@ -1,0 +1,1 @@
+"""cachemgr: the image cache manager for OpenStack compute hosts."""

@@ -1,0 +1,1 @@
+"""The image cache: naming, usage, scanning, planning and applying."""

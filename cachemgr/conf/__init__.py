@@ -1,0 +1,20 @@
+"""cachemgr's options, one module per group.
+
+``register_opts`` registers them all on a ConfigOpts; ``opts.list_opts`` is
+the oslo-config-generator entry point.
+"""
+
+from oslo_config import cfg
+
+from cachemgr.conf import default, image_cache, inventory
+
+__all__ = ["CONF", "register_opts"]
+
+CONF = cfg.CONF
+
+_MODULES = (default, image_cache, inventory)
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    for module in _MODULES:
+        module.register_opts(conf)

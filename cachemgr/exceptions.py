@@ -1,0 +1,30 @@
+"""The errors that decide a pass's outcome and the process's exit status."""
+
+__all__ = [
+    "CachemgrError",
+    "ConfigError",
+    "InventoryError",
+    "InventoryUnavailable",
+    "InventoryUntrustworthy",
+]
+
+
+class CachemgrError(Exception):
+    """Base class of cachemgr's own errors."""
+
+
+class ConfigError(CachemgrError):
+    """A bad option value or file: exit status 2, nothing is done."""
+
+
+class InventoryError(CachemgrError):
+    """The pass cannot know which instances exist: exit 1, nothing removed."""
+
+
+class InventoryUnavailable(InventoryError):
+    """The inventory could not be read at all (file missing, bus down)."""
+
+
+class InventoryUntrustworthy(InventoryError):
+    """The inventory was read but cannot be believed (malformed, incomplete,
+    or empty while disks exist)."""

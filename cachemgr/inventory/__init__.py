@@ -1,0 +1,1 @@
+"""Where cachemgr learns which instances exist on this storage."""
