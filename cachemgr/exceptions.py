@@ -3,6 +3,7 @@
 __all__ = [
     "CachemgrError",
     "ConfigError",
+    "GatherError",
     "InventoryError",
     "InventoryUnavailable",
     "InventoryUntrustworthy",
@@ -28,3 +29,7 @@ class InventoryUnavailable(InventoryError):
 class InventoryUntrustworthy(InventoryError):
     """The inventory was read but cannot be believed (malformed, incomplete,
     or empty while disks exist)."""
+
+
+class GatherError(CachemgrError):
+    """The disk or cache could not be scanned: exit 1, nothing removed."""

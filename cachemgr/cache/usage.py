@@ -49,16 +49,15 @@ class Usage:
     @property
     def image_fingerprints(self) -> frozenset[str]:
         """Base file names of the used images; their variants share them."""
-        return frozenset(naming.fingerprint(ref) for ref in self.used_images)
+        return frozenset(self.instances_by_fingerprint)
 
-    def instances_using(self, name: str) -> tuple[str, ...]:
-        """The instance names that make ``name`` in use, for the log."""
-        return tuple(
-            inst
+    @property
+    def instances_by_fingerprint(self) -> Mapping[str, tuple[str, ...]]:
+        """Base file name -> the instances using that image, for the log."""
+        return {
+            naming.fingerprint(ref): use.instance_names
             for ref, use in self.used_images.items()
-            if naming.fingerprint(ref) == naming.image_fingerprint(name)
-            for inst in use.instance_names
-        )
+        }
 
 
 def used_names(

@@ -1,0 +1,112 @@
+"""``cachemgr``: parse the command line, run one pass or the loop, exit 0/1/2.
+
+Exit status (DESIGN 1.1): 0 the pass completed or the daemon stopped
+cleanly; 1 the pass failed or was refused and nothing was removed; 2 a
+configuration error, named on stderr.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+# futurist imports eventlet, which warns that it is deprecated; cachemgr
+# never uses it, and the warning would only alarm operators.
+warnings.filterwarnings("ignore", message="\nEventlet is deprecated")
+
+# The threading backend must be chosen before anything imports
+# oslo_messaging, which would otherwise lock in eventlet.
+from oslo_service import backend  # noqa: E402
+
+backend.init_backend(backend.BackendType.THREADING)
+
+import logging  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from importlib import metadata  # noqa: E402
+
+from oslo_config import cfg  # noqa: E402
+from oslo_log import log  # noqa: E402
+
+from cachemgr import conf as cachemgr_conf  # noqa: E402
+from cachemgr import pipeline  # noqa: E402
+from cachemgr.exceptions import CachemgrError, ConfigError  # noqa: E402
+from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
+from cachemgr.settings import Settings, load_settings  # noqa: E402
+
+__all__ = ["main"]
+
+LOG = logging.getLogger("cachemgr")
+
+EXIT_OK = 0
+EXIT_PASS_FAILED = 1
+EXIT_CONFIG = 2
+
+cli_opts = [
+    cfg.BoolOpt("once", default=False, help="Run exactly one pass, then exit."),
+    cfg.BoolOpt(
+        "dry-run",
+        default=False,
+        help="Decide everything and log what would be removed and refreshed; "
+        "change nothing on disk.",
+    ),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cachemgr`` console script."""
+    conf = cfg.CONF
+    try:
+        settings, inventory = _configure(conf, sys.argv[1:] if argv is None else argv)
+    except (cfg.Error, ConfigError) as exc:
+        print(f"cachemgr: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if conf.once:
+        return run_once(settings, inventory, dry_run=conf.dry_run)
+    return run_loop(settings, inventory, dry_run=conf.dry_run)
+
+
+def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Inventory]:
+    conf.register_cli_opts(cli_opts)
+    cachemgr_conf.register_opts(conf)
+    log.register_options(conf)
+    conf(args, project="cachemgr", version=metadata.version("cachemgr"))
+    log.setup(conf, "cachemgr")
+    try:
+        settings = load_settings(conf)
+        inventory = load_inventory(conf)
+    except ConfigError as exc:
+        LOG.error("Configuration error: %s", exc)
+        raise
+    return settings, inventory
+
+
+def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
+    """Run one pass; 0 if it completed, 1 if it failed or was refused."""
+    try:
+        pipeline.run_pass(settings, inventory, dry_run=dry_run)
+    except CachemgrError as exc:
+        LOG.error("Image cache pass refused, nothing was removed: %s", exc)
+        return EXIT_PASS_FAILED
+    except Exception:
+        LOG.exception("Image cache pass failed, nothing more will be removed")
+        return EXIT_PASS_FAILED
+    return EXIT_OK
+
+
+def run_loop(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
+    """Run a pass every manager_interval seconds until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    interval = settings.manager_interval or 60
+    while not stop.is_set():
+        if settings.manager_interval >= 0:
+            run_once(settings, inventory, dry_run=dry_run)
+        stop.wait(interval if interval > 0 else None)
+    LOG.info("cachemgr stopped")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Report: the per-file lines and the summary line of a pass (DESIGN 1.7).
+
+Formatting only: pure functions from the plan and the apply result to text.
+A dry run and a real pass go through the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+from cachemgr.cache.apply import ApplyResult, Outcome, Result
+from cachemgr.cache.plan import Action, Decision, Plan, Reason
+
+__all__ = ["FileLine", "Summary", "file_lines", "summarize", "summary_line"]
+
+# The category each kept, touched or removed file counts in.
+_REASON_KEY = {
+    Reason.INSTANCE: "in_use",
+    Reason.BACKING_FILE: "in_use",
+    Reason.OPEN_FILE: "kept_open",
+    Reason.TOO_YOUNG: "too_young",
+    Reason.UNKNOWN_NAME: "kept_unknown",
+    Reason.UNUSED: "removed",
+}
+# Planned removals that apply did not carry out, by why.
+_RESULT_KEY = {
+    Result.LOCKED: "kept_locked",
+    Result.CHANGED: "kept_changed",
+    Result.VANISHED: "kept_changed",
+    Result.FAILED: "kept_failed",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The counters of one pass; the field order is the log line's."""
+
+    files: int = 0
+    in_use: int = 0
+    removed: int = 0
+    too_young: int = 0
+    kept_unknown: int = 0
+    kept_open: int = 0
+    bytes_removed: int = 0
+    errors: int = 0
+    duration_s: float = 0.0
+    kept_locked: int = 0
+    kept_changed: int = 0
+    kept_failed: int = 0
+    disks: int = 0
+    unreadable_disks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FileLine:
+    level: int
+    message: str
+
+
+def summarize(
+    plan: Plan,
+    applied: ApplyResult | None,
+    *,
+    disks: int,
+    unreadable_disks: int,
+    gather_errors: int,
+    duration_s: float,
+) -> Summary:
+    """Count every file in exactly one category.
+
+    A planned removal that apply did not reach (dry run, removal disabled)
+    counts as ``removed``, as it would have been; one that apply refused
+    counts under why it was kept.
+    """
+    counts = Counter(_REASON_KEY[d.reason] for d in plan.decisions)
+    outcomes = _outcomes_by_name(applied)
+    errors = gather_errors + sum(o.result is Result.FAILED for o in outcomes.values())
+    bytes_removed = 0
+    for decision in plan.with_action(Action.REMOVE):
+        outcome = outcomes.get(decision.file.name)
+        if outcome is None or outcome.result is Result.DONE:
+            bytes_removed += decision.file.allocated_bytes
+        else:
+            counts["removed"] -= 1
+            counts[_RESULT_KEY[outcome.result]] += 1
+    return Summary(
+        files=len(plan.decisions),
+        bytes_removed=bytes_removed,
+        errors=errors,
+        duration_s=duration_s,
+        disks=disks,
+        unreadable_disks=unreadable_disks,
+        **counts,
+    )
+
+
+def _outcomes_by_name(applied: ApplyResult | None) -> dict[str, Outcome]:
+    return {o.decision.file.name: o for o in applied.outcomes} if applied else {}
+
+
+def summary_line(summary: Summary) -> str:
+    """``Image cache pass complete: files=N ... duration_s=F ...``."""
+    parts = []
+    for field in fields(summary):
+        value = getattr(summary, field.name)
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        parts.append(f"{field.name}={text}")
+    return "Image cache pass complete: " + " ".join(parts)
+
+
+def file_lines(
+    plan: Plan, applied: ApplyResult | None, *, would: str | None
+) -> Iterator[FileLine]:
+    """One line per file: removals at INFO, everything else at DEBUG.
+
+    ``would`` is None when the plan was applied, else why it was not (dry
+    run, removal disabled), and every line says what would have happened.
+    """
+    outcomes = _outcomes_by_name(applied)
+    for decision in plan.decisions:
+        yield _file_line(decision, outcomes.get(decision.file.name), would)
+
+
+def _file_line(
+    decision: Decision, outcome: Outcome | None, would: str | None
+) -> FileLine:
+    name = decision.file.name
+    why = f"{decision.reason.value}: {decision.detail}"
+    if decision.action is Action.REMOVE:
+        if outcome is None or would is not None:
+            return FileLine(logging.INFO, f"Would remove {name} ({would}): {why}")
+        if outcome.result is Result.DONE:
+            return FileLine(logging.INFO, f"Removed {name}: {why}")
+        return FileLine(
+            logging.INFO, f"Kept {name}: {outcome.result.value}: {outcome.detail}"
+        )
+    if decision.action is Action.TOUCH:
+        if outcome is None:
+            return FileLine(logging.DEBUG, f"Would refresh {name}: {why}")
+        if outcome.result is not Result.DONE:
+            return FileLine(
+                logging.WARNING,
+                f"Could not refresh {name} ({why}): {outcome.result.value}: "
+                f"{outcome.detail}",
+            )
+        return FileLine(logging.DEBUG, f"Refreshed {name}: {why}")
+    return FileLine(logging.DEBUG, f"Kept {name}: {why}")
