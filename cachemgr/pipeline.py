@@ -83,6 +83,8 @@ def run_pass(
     with timer("report"):
         for line in report.file_lines(decided, applied, would=would):
             LOG.log(line.level, "%s", line.message)
+        for name in cache.other_entries:
+            LOG.debug("Left alone %s: not a regular file", name)
     summary = report.summarize(
         decided,
         applied,
