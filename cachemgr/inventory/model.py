@@ -7,6 +7,7 @@ mean the same thing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 __all__ = ["RESIZE_TASK_STATES", "BlockDevice", "Instance", "instance_name"]
@@ -84,7 +85,7 @@ class Instance:
         return tuple(ref for ref in refs if ref is not None)
 
 
-def instance_name(template: str, fields: dict[str, object]) -> str:
+def instance_name(template: str, fields: Mapping[str, object]) -> str:
     """nova's ``Instance.name``: ``template % id``, else ``template % fields``.
 
     As in nova, a template that names fields (``%(uuid)s``) is filled from

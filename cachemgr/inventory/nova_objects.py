@@ -1,0 +1,169 @@
+"""nova-conductor's replies, decoded into Instance records; pure.
+
+The conductor answers ``object_class_action_versions`` with an
+oslo.versionedobjects primitive::
+
+    {"nova_object.name": "InstanceList", "nova_object.namespace": "nova",
+     "nova_object.version": "2.6",
+     "nova_object.data": {"objects": [{"nova_object.name": "Instance", ...}]}}
+
+A primitive is accepted only if each object has the expected name, the
+``nova`` namespace and a major version this module was written for: a new
+major version may rename or drop the fields that decide what is in use, so
+it is refused rather than guessed at. Minor versions only add fields.
+The fields themselves are checked by :mod:`cachemgr.inventory.fields`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
+from cachemgr.exceptions import InventoryUntrustworthy
+from cachemgr.inventory.fields import (
+    block_device_from_fields,
+    instance_from_fields,
+    show,
+)
+from cachemgr.inventory.model import BlockDevice, Instance
+
+__all__ = [
+    "SUPPORTED_MAJOR_VERSIONS",
+    "attach_block_devices",
+    "decode_block_device_mappings",
+    "decode_instance_list",
+]
+
+# The object major versions whose fields this module knows (nova 28.0.0 to
+# 34.0.0 send InstanceList 2.6, Instance 2.8, BlockDeviceMappingList 1.18 and
+# BlockDeviceMapping 1.21).
+SUPPORTED_MAJOR_VERSIONS: Mapping[str, int] = {
+    "InstanceList": 2,
+    "Instance": 2,
+    "BlockDeviceMappingList": 1,
+    "BlockDeviceMapping": 1,
+}
+
+_NAMESPACE = "nova"
+_VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
+
+
+def decode_instance_list(
+    primitive: object, *, name_template: str, where: str = "conductor reply"
+) -> list[Instance]:
+    """The instances of an ``InstanceList`` primitive, in reply order.
+
+    Their ``block_devices`` are empty; see :func:`attach_block_devices`.
+
+    Args:
+        primitive: the reply, as decoded from JSON.
+        name_template: ``[DEFAULT] instance_name_template``; the primitive
+            has no ``name``, nova's clients compute it.
+        where: what the primitive is, the prefix of every message.
+
+    Raises:
+        InventoryUntrustworthy: an object has the wrong name, namespace or
+            major version, or a field is missing or of the wrong type.
+    """
+    return [
+        instance_from_fields(data, (), name_template=name_template, where=item)
+        for item, data in _list_items(primitive, "InstanceList", "Instance", where)
+    ]
+
+
+def decode_block_device_mappings(
+    primitive: object, *, where: str = "conductor reply"
+) -> dict[str, list[BlockDevice]]:
+    """The block devices of a ``BlockDeviceMappingList`` primitive, by instance.
+
+    As nova's ``bdms_by_instance_uuid``: keyed by ``instance_uuid``, each
+    list in reply order.
+
+    Raises:
+        InventoryUntrustworthy: an object has the wrong name, namespace or
+            major version, a mapping has no ``instance_uuid``, or a field is
+            of the wrong type.
+    """
+    by_uuid: dict[str, list[BlockDevice]] = {}
+    items = _list_items(
+        primitive, "BlockDeviceMappingList", "BlockDeviceMapping", where
+    )
+    for item, data in items:
+        uuid = data.get("instance_uuid")
+        if not isinstance(uuid, str) or not uuid:
+            raise InventoryUntrustworthy(
+                f"{item}: field 'instance_uuid' must be a non-empty string, "
+                f"got {show(uuid)}"
+            )
+        device = block_device_from_fields(data, where=f"{item} (instance_uuid {uuid})")
+        by_uuid.setdefault(uuid, []).append(device)
+    return by_uuid
+
+
+def attach_block_devices(
+    instances: Iterable[Instance],
+    bdms_by_uuid: Mapping[str, Sequence[BlockDevice]],
+) -> list[Instance]:
+    """The instances, each with the block devices listed for its uuid.
+
+    An instance without an entry gets none. Entries for other uuids are
+    ignored.
+    """
+    return [
+        dataclasses.replace(
+            instance, block_devices=tuple(bdms_by_uuid.get(instance.uuid, ()))
+        )
+        for instance in instances
+    ]
+
+
+def _list_items(
+    primitive: object, list_name: str, item_name: str, where: str
+) -> Iterator[tuple[str, Mapping[str, object]]]:
+    """(where, data) for each item of a list object primitive."""
+    data = _object_data(primitive, list_name, where)
+    objects = data.get("objects")
+    if not isinstance(objects, list):
+        raise InventoryUntrustworthy(
+            f"{where}: {list_name}: field 'objects' must be a list of "
+            f"{item_name} objects, got {show(objects)}"
+        )
+    for index, item in enumerate(objects):
+        item_where = f"{where}: {list_name}.objects[{index}]"
+        yield item_where, _object_data(item, item_name, item_where)
+
+
+def _object_data(primitive: object, name: str, where: str) -> Mapping[str, object]:
+    """The ``nova_object.data`` of a primitive, once its header is checked."""
+    if not isinstance(primitive, Mapping):
+        raise InventoryUntrustworthy(
+            f"{where}: must be a nova object primitive of {name}, got {show(primitive)}"
+        )
+    got_name = primitive.get("nova_object.name")
+    if got_name != name:
+        raise InventoryUntrustworthy(
+            f"{where}: field 'nova_object.name' must be {name!r}, got {show(got_name)}"
+        )
+    namespace = primitive.get("nova_object.namespace")
+    if namespace != _NAMESPACE:
+        raise InventoryUntrustworthy(
+            f"{where}: {name}: field 'nova_object.namespace' must be "
+            f"{_NAMESPACE!r}, got {show(namespace)}"
+        )
+    major = SUPPORTED_MAJOR_VERSIONS[name]
+    version = primitive.get("nova_object.version")
+    match = _VERSION.fullmatch(version) if isinstance(version, str) else None
+    if match is None or int(match.group(1)) != major:
+        raise InventoryUntrustworthy(
+            f"{where}: {name}: field 'nova_object.version' must be "
+            f"'{major}.<minor>' (the major version cachemgr understands), "
+            f"got {show(version)}"
+        )
+    data = primitive.get("nova_object.data")
+    if not isinstance(data, Mapping):
+        raise InventoryUntrustworthy(
+            f"{where}: {name}: field 'nova_object.data' must be an object, "
+            f"got {show(data)}"
+        )
+    return data
