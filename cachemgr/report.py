@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 
-from cachemgr.cache.apply import ApplyResult, Outcome, Result
+from cachemgr.cache.outcome import ApplyResult, Outcome, Result
 from cachemgr.cache.plan import Action, Decision, Plan, Reason
 
 __all__ = ["FileLine", "Summary", "file_lines", "summarize", "summary_line"]

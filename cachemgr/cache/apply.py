@@ -7,40 +7,17 @@ after re-checking that it is still the file the plan decided on.
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from cachemgr.cache import locks
+from cachemgr.cache.outcome import ApplyResult, Outcome, Result
 from cachemgr.cache.plan import Action, Decision
-from cachemgr.cache.scan import CacheSnapshot
+from cachemgr.cache.snapshot import CacheSnapshot
 
 __all__ = ["ApplyResult", "Outcome", "Result", "apply_plan"]
-
-
-class Result(enum.Enum):
-    """What happened to one decision; the values are the words the logs use."""
-
-    DONE = "done"
-    LOCKED = "locked"
-    CHANGED = "changed"
-    VANISHED = "vanished"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    decision: Decision
-    result: Result
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    outcomes: tuple[Outcome, ...]
 
 
 def apply_plan(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cachemgr.cache.naming import Kind
-from cachemgr.cache.scan import CacheFile, CacheSnapshot, FileKey
+from cachemgr.cache.snapshot import CacheFile, CacheSnapshot, FileKey
 from cachemgr.cache.usage import Usage
 
 __all__ = ["Action", "Decision", "Plan", "Policy", "Reason", "make_plan"]
@@ -120,12 +120,25 @@ def _decide(
     age = now - file.mtime
     minimum = policy.minimum_age_seconds(file.kind)
     ages = f"age {age:.0f}s, minimum {minimum}s for {file.kind.value} files"
-    if age <= minimum:
+    if not _older_than(file.mtime_ns, minimum, now):
         return Decision(file, Action.KEEP, Reason.TOO_YOUNG, ages)
     detail = f"no instance, disk or process uses it; {ages}"
     return Decision(file, Action.REMOVE, Reason.UNUSED, detail)
 
 
+def _older_than(mtime_ns: int, minimum_seconds: int, now: float) -> bool:
+    """Whether ``now - mtime`` is strictly more than the minimum, exactly.
+
+    In floats, ``now - mtime_ns / 1e9`` is off by up to a few hundred
+    nanoseconds and can call a file just short of the minimum old enough.
+    """
+    numerator, denominator = now.as_integer_ratio()
+    limit_ns = mtime_ns + minimum_seconds * 1_000_000_000
+    return numerator * 1_000_000_000 > limit_ns * denominator
+
+
 def _names(names: tuple[str, ...]) -> str:
-    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-    return ", ".join(names[:3]) + more
+    """The first three names in sorted order, so the inventory's order is moot."""
+    ordered = sorted(set(names))
+    more = f" and {len(ordered) - 3} more" if len(ordered) > 3 else ""
+    return ", ".join(ordered[:3]) + more

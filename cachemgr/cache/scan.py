@@ -11,19 +11,21 @@ import errno
 import logging
 import os
 import stat
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import psutil
 
 from cachemgr.cache import naming, qcow2
+from cachemgr.cache.snapshot import (
+    CacheFile,
+    CacheSnapshot,
+    DiskProblem,
+    DiskSnapshot,
+    FileKey,
+    OpenFiles,
+)
 
 __all__ = [
-    "CacheFile",
-    "CacheSnapshot",
-    "DiskProblem",
-    "DiskSnapshot",
-    "OpenFiles",
     "is_disk_name",
     "scan_cache_dir",
     "scan_disks",
@@ -31,70 +33,6 @@ __all__ = [
 ]
 
 LOG = logging.getLogger(__name__)
-
-FileKey = tuple[int, int]
-"""(st_dev, st_ino): what identifies a file whatever path reaches it."""
-
-
-@dataclass(frozen=True, slots=True)
-class CacheFile:
-    """One regular file of the cache dir, as lstat saw it."""
-
-    name: str
-    kind: naming.Kind | None
-    dev: int
-    ino: int
-    mtime_ns: int
-    allocated_bytes: int
-
-    @property
-    def key(self) -> FileKey:
-        return (self.dev, self.ino)
-
-    @property
-    def mtime(self) -> float:
-        return self.mtime_ns / 1e9
-
-
-@dataclass(frozen=True, slots=True)
-class CacheSnapshot:
-    """The cache dir: its regular files, and the other entries left alone."""
-
-    path: str
-    dir_key: FileKey | None
-    files: tuple[CacheFile, ...]
-    other_entries: tuple[str, ...] = ()
-
-    def by_key(self) -> dict[FileKey, CacheFile]:
-        return {f.key: f for f in self.files}
-
-
-@dataclass(frozen=True, slots=True)
-class DiskProblem:
-    """A disk whose backing file could not be read; ``failed`` is an I/O error."""
-
-    path: str
-    reason: str
-    failed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class DiskSnapshot:
-    """The disks under instances_path and the cache files their chains use."""
-
-    disk_count: int
-    backing: Mapping[str, str]
-    """Cache file name -> a disk path whose backing chain reaches it."""
-    problems: tuple[DiskProblem, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class OpenFiles:
-    """Cache files some process holds open, keyed by (st_dev, st_ino)."""
-
-    holders: Mapping[FileKey, str]
-    """File key -> who holds it, e.g. ``pid 4242 (qemu-system-x86)``."""
-    unreadable_processes: int = 0
 
 
 def scan_cache_dir(path: str) -> CacheSnapshot:

@@ -1,0 +1,86 @@
+"""The snapshots the gather stage builds and the planner reads; no I/O.
+
+``cachemgr.cache.scan`` fills them from the disk; ``plan``, ``apply`` and
+``report`` only read them, so these records live apart from the code that
+reads the disk and the pure modules need not import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cachemgr.cache import naming
+
+__all__ = [
+    "CacheFile",
+    "CacheSnapshot",
+    "DiskProblem",
+    "DiskSnapshot",
+    "FileKey",
+    "OpenFiles",
+]
+
+FileKey = tuple[int, int]
+"""(st_dev, st_ino): what identifies a file whatever path reaches it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheFile:
+    """One regular file of the cache dir, as lstat saw it."""
+
+    name: str
+    kind: naming.Kind | None
+    dev: int
+    ino: int
+    mtime_ns: int
+    allocated_bytes: int
+
+    @property
+    def key(self) -> FileKey:
+        return (self.dev, self.ino)
+
+    @property
+    def mtime(self) -> float:
+        return self.mtime_ns / 1e9
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSnapshot:
+    """The cache dir: its regular files, and the other entries left alone."""
+
+    path: str
+    dir_key: FileKey | None
+    files: tuple[CacheFile, ...]
+    other_entries: tuple[str, ...] = ()
+
+    def by_key(self) -> dict[FileKey, CacheFile]:
+        return {f.key: f for f in self.files}
+
+
+@dataclass(frozen=True, slots=True)
+class DiskProblem:
+    """A disk whose backing file could not be read; ``failed`` is an I/O error."""
+
+    path: str
+    reason: str
+    failed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DiskSnapshot:
+    """The disks under instances_path and the cache files their chains use."""
+
+    disk_count: int
+    backing: Mapping[str, str]
+    """Cache file name -> a disk path whose backing chain reaches it."""
+    problems: tuple[DiskProblem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFiles:
+    """Cache files some process holds open, keyed by (st_dev, st_ino)."""
+
+    holders: Mapping[FileKey, str]
+    """File key -> who holds it, e.g. ``pid 4242 (qemu-system-x86)``."""
+    unreadable_processes: int = 0
