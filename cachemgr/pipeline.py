@@ -90,7 +90,6 @@ def run_pass(
         applied,
         disks=disks.disk_count,
         unreadable_disks=len(disks.problems),
-        gather_errors=sum(p.failed for p in disks.problems),
         duration_s=timer.total(),
     )
     LOG.info("%s", report.summary_line(summary))

@@ -66,7 +66,6 @@ def summarize(
     *,
     disks: int,
     unreadable_disks: int,
-    gather_errors: int,
     duration_s: float,
 ) -> Summary:
     """Count every file in exactly one category.
@@ -77,7 +76,7 @@ def summarize(
     """
     counts = Counter(_REASON_KEY[d.reason] for d in plan.decisions)
     outcomes = _outcomes_by_name(applied)
-    errors = gather_errors + sum(o.result is Result.FAILED for o in outcomes.values())
+    errors = sum(o.result is Result.FAILED for o in outcomes.values())
     bytes_removed = 0
     for decision in plan.with_action(Action.REMOVE):
         outcome = outcomes.get(decision.file.name)

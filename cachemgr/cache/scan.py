@@ -1,13 +1,14 @@
 """Gather: one-sweep snapshots of the cache dir, the disks and open files.
 
 Everything here only reads. Each function returns a frozen snapshot that the
-pure planner consumes; a failure to read one disk or one process is recorded
-in the snapshot and the sweep goes on.
+pure planner consumes. A disk that cannot be read (EIO, EACCES) raises
+OSError and stops the pass, since any cache file may be its backing file; a
+disk whose qcow2 header is malformed (qemu would refuse it too) is recorded
+as a problem and the sweep goes on.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import stat
@@ -85,11 +86,16 @@ def scan_disks(
 
     Every directory directly under instances_path is swept, not only the
     ones the inventory names: a disk the inventory forgot still protects
-    its base file. Chains are followed while they stay in the cache dir.
+    its base file. Symlinked instance dirs and disks are followed (reading
+    more only keeps more). Chains are followed while they stay in the cache
+    dir.
+
+    Raises:
+        OSError: instances_path, an instance dir or a disk cannot be read.
     """
     resolver = _BackingResolver(cache)
     disk_count = 0
-    for disk_path in _disk_paths(instances_path, skip_dirs, resolver):
+    for disk_path in _disk_paths(instances_path, skip_dirs):
         disk_count += 1
         resolver.mark_chain(disk_path)
     return DiskSnapshot(
@@ -99,28 +105,17 @@ def scan_disks(
     )
 
 
-def _disk_paths(
-    instances_path: str, skip_dirs: frozenset[str], resolver: _BackingResolver
-) -> Iterator[str]:
-    """Paths of the regular ``disk*`` files one level below instances_path."""
+def _disk_paths(instances_path: str, skip_dirs: frozenset[str]) -> Iterator[str]:
+    """Paths of the ``disk*`` files (regular, or links to one) one level down."""
     with os.scandir(instances_path) as top:
-        subdirs = [
-            e.path
-            for e in top
-            if e.name not in skip_dirs and e.is_dir(follow_symlinks=False)
-        ]
+        subdirs = [e.path for e in top if e.name not in skip_dirs and e.is_dir()]
     for subdir in subdirs:
         try:
             with os.scandir(subdir) as entries:
                 names = [
-                    e.name
-                    for e in entries
-                    if is_disk_name(e.name) and e.is_file(follow_symlinks=False)
+                    e.name for e in entries if is_disk_name(e.name) and e.is_file()
                 ]
         except FileNotFoundError:
-            continue
-        except OSError as exc:
-            resolver.problem(subdir, f"cannot list directory: {exc.strerror}", True)
             continue
         for name in names:
             yield os.path.join(subdir, name)
@@ -138,9 +133,9 @@ class _BackingResolver:
         self.backing: dict[str, str] = {}
         self.problems: list[DiskProblem] = []
 
-    def problem(self, path: str, reason: str, failed: bool) -> None:
+    def problem(self, path: str, reason: str) -> None:
         LOG.warning("Disk %s: %s; its backing file, if any, is unknown", path, reason)
-        self.problems.append(DiskProblem(path, reason, failed))
+        self.problems.append(DiskProblem(path, reason))
 
     def mark_chain(self, disk_path: str) -> None:
         """Mark every cache file on the disk's backing chain as used by it."""
@@ -153,15 +148,17 @@ class _BackingResolver:
             name = self._parent_of[name]
 
     def _read_backing(self, path: str) -> str | None:
-        """The backing file of ``path`` as an absolute path, or None."""
+        """The backing file of ``path`` as an absolute path, or None.
+
+        A relative backing name is relative to the directory ``path`` is in,
+        as qemu resolves it, even when ``path`` is a symlink.
+        """
         try:
-            backing = qcow2.read_backing_file(path)
+            backing = qcow2.read_backing_file(os.path.realpath(path))
         except qcow2.Qcow2Error as exc:
-            self.problem(path, str(exc), False)
+            self.problem(path, str(exc))
             return None
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                self.problem(path, f"cannot read: {exc.strerror}", True)
+        except FileNotFoundError:
             return None
         if backing is None:
             return None

@@ -60,11 +60,10 @@ class CacheSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class DiskProblem:
-    """A disk whose backing file could not be read; ``failed`` is an I/O error."""
+    """A disk whose qcow2 header is malformed, so its backing file is unknown."""
 
     path: str
     reason: str
-    failed: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,7 @@ def applied(*outcomes: Outcome) -> ApplyResult:
 
 
 def summary_of(plan: Plan, result: ApplyResult | None, **kwargs) -> Summary:
-    args = {"disks": 0, "unreadable_disks": 0, "gather_errors": 0, "duration_s": 0.5}
+    args = {"disks": 0, "unreadable_disks": 0, "duration_s": 0.5}
     return summarize(plan, result, **(args | kwargs))
 
 
@@ -168,12 +168,6 @@ class TestSummarize:
         summary = summary_of(plan_of(USED), applied(outcome(USED, Result.VANISHED)))
         assert categories(summary) == {"in_use": 1}
         assert summary.errors == 0
-
-    def test_gather_errors_add_to_errors(self) -> None:
-        """Errors of the gather stage count with the failed operations."""
-        result = applied(outcome(OLD_A, Result.FAILED))
-        summary = summary_of(plan_of(OLD_A), result, gather_errors=3)
-        assert summary.errors == 4
 
     def test_passes_through_disks_and_duration(self) -> None:
         """Disk counts and the duration are reported as given."""
