@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cachemgr import guard, report
-from cachemgr.cache import apply, plan, scan, usage
+from cachemgr.cache import apply, locks, plan, scan, usage
+from cachemgr.cache.outcome import ApplyResult
+from cachemgr.cache.snapshot import CacheSnapshot
 from cachemgr.exceptions import GatherError
+from cachemgr.inventory import registry
 from cachemgr.inventory.base import Inventory
+from cachemgr.inventory.model import Instance
 from cachemgr.settings import Settings
 
 __all__ = ["PassReport", "run_pass"]
@@ -46,7 +51,7 @@ def run_pass(
     """
     timer = _StageTimer()
     with timer("gather"):
-        instances = inventory.list_instances()
+        instances = _list_instances(settings, inventory, dry_run, clock())
         used = usage.used_names(instances, settings.host, settings.ephemeral)
         try:
             cache = scan.scan_cache_dir(settings.cache_dir)
@@ -68,18 +73,8 @@ def run_pass(
         decided = plan.make_plan(
             cache, used, disks.backing, open_files.holders, settings.policy, clock()
         )
-    would = _why_not_applied(settings, dry_run)
     with timer("apply"):
-        applied = None
-        if not dry_run:
-            todo = (
-                decided.decisions
-                if settings.remove_unused
-                else (decided.with_action(plan.Action.TOUCH))
-            )
-            applied = apply.apply_plan(
-                todo, cache, settings.lock_path, settings.lock_wait_seconds
-            )
+        applied, would = _apply(decided, cache, settings, dry_run)
     with timer("report"):
         for line in report.file_lines(decided, applied, would=would):
             LOG.log(line.level, "%s", line.message)
@@ -97,12 +92,59 @@ def run_pass(
     return PassReport(summary=summary, stage_seconds=dict(timer.seconds))
 
 
-def _why_not_applied(settings: Settings, dry_run: bool) -> str | None:
+def _list_instances(
+    settings: Settings, inventory: Inventory, dry_run: bool, now: float
+) -> tuple[Instance, ...]:
+    """Register this host on the storage, then ask for the instances.
+
+    Registering (skipped by a dry run, which writes nothing) lets cachemgr
+    and nova-compute on the other hosts of a shared storage keep this
+    host's base files; the registry's recent hosts are whose instances a
+    shared-storage inventory must list.
+    """
+    if not os.path.isdir(settings.instances_path):
+        raise GatherError(
+            f"[DEFAULT] instances_path = {settings.instances_path} is not a "
+            "directory (is the instance storage mounted?)"
+        )
+    if not dry_run:
+        registry.register_storage_use(settings.instances_path, settings.host, now)
+    hosts = [settings.host]
+    if inventory.uses_storage_hosts:
+        hosts = registry.storage_users(
+            settings.instances_path, settings.host, now, locked=not dry_run
+        )
+    return inventory.list_instances(hosts)
+
+
+def _apply(
+    decided: plan.Plan, cache: CacheSnapshot, settings: Settings, dry_run: bool
+) -> tuple[ApplyResult | None, str | None]:
+    """Carry out the plan, or the part of it this pass may; and why not all.
+
+    Only one host of a shared storage removes at a time; the others, and a
+    pass with removal disabled, still refresh the files in use.
+    """
     if dry_run:
-        return "dry run"
+        return None, "dry run"
+    touches = decided.with_action(plan.Action.TOUCH)
     if not settings.remove_unused:
-        return "remove_unused_base_images = false"
-    return None
+        return _apply_some(
+            touches, cache, settings
+        ), "remove_unused_base_images = false"
+    with locks.remover_lock(settings.lock_path) as removing:
+        if not removing:
+            why = "another cachemgr of this storage is removing files"
+            return _apply_some(touches, cache, settings), why
+        return _apply_some(decided.decisions, cache, settings), None
+
+
+def _apply_some(
+    decisions: Sequence[plan.Decision], cache: CacheSnapshot, settings: Settings
+) -> ApplyResult:
+    return apply.apply_plan(
+        decisions, cache, settings.lock_path, settings.lock_wait_seconds
+    )
 
 
 class _StageTimer:

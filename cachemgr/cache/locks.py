@@ -17,15 +17,24 @@ from collections.abc import Iterator
 
 from oslo_concurrency import lockutils
 
-__all__ = ["LOCKS_DIR_NAME", "LOCK_FILE_PREFIX", "external_lock"]
+__all__ = [
+    "LOCKS_DIR_NAME",
+    "LOCK_FILE_PREFIX",
+    "REMOVER_LOCK_PREFIX",
+    "external_lock",
+    "remover_lock",
+]
 
 LOCK_FILE_PREFIX = "nova-"
 LOCKS_DIR_NAME = "locks"
+REMOVER_LOCK_PREFIX = "cachemgr-"
 
 
 @contextlib.contextmanager
-def external_lock(lock_path: str, name: str, wait_seconds: float) -> Iterator[bool]:
-    """Hold nova's lock ``name`` for the block; yield whether it was taken.
+def external_lock(
+    lock_path: str, name: str, wait_seconds: float, prefix: str = LOCK_FILE_PREFIX
+) -> Iterator[bool]:
+    """Hold the lock ``<prefix><name>`` for the block; yield whether it was taken.
 
     A lock still held by another process after ``wait_seconds`` yields
     False, and the caller must leave the file alone.
@@ -33,9 +42,7 @@ def external_lock(lock_path: str, name: str, wait_seconds: float) -> Iterator[bo
     if not os.path.isdir(lock_path):
         os.makedirs(lock_path, mode=0o755, exist_ok=True)
         _chown_like(lock_path, os.path.dirname(lock_path))
-    lock = lockutils.external_lock(
-        name, lock_file_prefix=LOCK_FILE_PREFIX, lock_path=lock_path
-    )
+    lock = lockutils.external_lock(name, lock_file_prefix=prefix, lock_path=lock_path)
     if not lock.acquire(blocking=True, timeout=wait_seconds, delay=0.01, max_delay=0.1):
         yield False
         return
@@ -44,6 +51,15 @@ def external_lock(lock_path: str, name: str, wait_seconds: float) -> Iterator[bo
         yield True
     finally:
         lock.release()
+
+
+def remover_lock(lock_path: str) -> contextlib.AbstractContextManager[bool]:
+    """cachemgr's own lock: one host of a shared storage removes at a time.
+
+    Not waited on: the host that does not get it refreshes and reports, and
+    removes on a later pass.
+    """
+    return external_lock(lock_path, "remover", 0.0, prefix=REMOVER_LOCK_PREFIX)
 
 
 def _chown_like(path: str, model: str) -> None:

@@ -8,6 +8,7 @@ transport drivers.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
 from oslo_config import cfg
 from stevedore import driver as stevedore_driver
@@ -23,6 +24,9 @@ DRIVER_NAMESPACE = "cachemgr.inventory_drivers"
 class Inventory(abc.ABC):
     """Lists every instance whose disks may live on this storage."""
 
+    uses_storage_hosts: bool = False
+    """Whether list_instances needs the hosts of nova's storage registry."""
+
     @classmethod
     @abc.abstractmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> Inventory:
@@ -33,13 +37,20 @@ class Inventory(abc.ABC):
         """
 
     @abc.abstractmethod
-    def list_instances(self) -> tuple[Instance, ...]:
+    def list_instances(self, hosts: Sequence[str]) -> tuple[Instance, ...]:
         """All instances, or an error: never a partial list.
+
+        Args:
+            hosts: the hosts sharing this storage (this one first); only
+                drivers with ``uses_storage_hosts`` read it.
 
         Raises:
             InventoryUnavailable: the source could not be read.
             InventoryUntrustworthy: what was read cannot be believed.
         """
+
+    def close(self) -> None:  # noqa: B027 - most drivers hold nothing
+        """Release what the driver holds (connections); it may be reused."""
 
 
 def load_inventory(conf: cfg.ConfigOpts) -> Inventory:

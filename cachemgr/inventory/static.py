@@ -66,8 +66,8 @@ class StaticInventory(Inventory):
             )
         return cls(path, conf.instance_name_template)
 
-    def list_instances(self) -> tuple[Instance, ...]:
-        """Every instance of the file, in file order.
+    def list_instances(self, hosts: Sequence[str] = ()) -> tuple[Instance, ...]:
+        """Every instance of the file, in file order, whatever ``hosts`` says.
 
         Raises:
             InventoryUnavailable: the file is missing, unreadable or a

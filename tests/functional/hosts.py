@@ -257,14 +257,33 @@ class Host:
         """Every entry of the cache dir, whatever its type."""
         return set(os.listdir(self.base))
 
-    def mtimes(self) -> dict[str, int]:
-        """Relative path -> lstat st_mtime_ns of every entry under root."""
+    def mtimes(self, *, except_registry: bool = False) -> dict[str, int]:
+        """Relative path -> lstat st_mtime_ns of every entry under root.
+
+        ``except_registry`` leaves out nova's storage registry, its lock and
+        the directories they are in: a pass registers this host even when
+        it then refuses to remove anything.
+        """
+        registry = {
+            "instances",
+            "instances/compute_nodes",
+            "instances/locks",
+            "instances/locks/nova-storage-registry-lock",
+        }
         found: dict[str, int] = {}
         for dirpath, dirnames, filenames in os.walk(self.root):
             for name in dirnames + filenames:
                 path = os.path.join(dirpath, name)
-                found[os.path.relpath(path, self.root)] = os.lstat(path).st_mtime_ns
+                relative = os.path.relpath(path, self.root)
+                if except_registry and relative in registry:
+                    continue
+                found[relative] = os.lstat(path).st_mtime_ns
         return found
+
+    def registered_hosts(self) -> set[str]:
+        """The hosts recorded in nova's storage registry, compute_nodes."""
+        path = self.instances_path / "compute_nodes"
+        return set(json.loads(path.read_text())) if path.exists() else set()
 
     def allocated(self, *names: str) -> int:
         """The allocated bytes (st_blocks * 512) of cache files."""
