@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cachemgr: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if conf.once:
-        return run_once(settings, inventory, dry_run=conf.dry_run)
+        try:
+            return run_once(settings, inventory, dry_run=conf.dry_run)
+        finally:
+            inventory.close()
     return run_loop(settings, inventory, dry_run=conf.dry_run)
 
 
@@ -86,12 +89,15 @@ def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
     try:
         pipeline.run_pass(settings, inventory, dry_run=dry_run)
     except CachemgrError as exc:
-        LOG.error("Image cache pass refused, nothing was removed: %s", exc)
-        return EXIT_PASS_FAILED
+        refused = exc
     except Exception:
         LOG.exception("Image cache pass failed, nothing more will be removed")
         return EXIT_PASS_FAILED
-    return EXIT_OK
+    else:
+        return EXIT_OK
+    # Logged outside the except block: oslo.log would repeat the message.
+    LOG.error("Image cache pass refused, nothing was removed: %s", refused)
+    return EXIT_PASS_FAILED
 
 
 def run_loop(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:

@@ -128,13 +128,7 @@ class ConductorClient:
                 "transport_url?"
             ) from exc
         except oslo_messaging.RemoteError as exc:
-            error = InventoryUntrustworthy
-            if exc.exc_type not in _UNTRUSTWORTHY_REMOTE:
-                error = InventoryUnavailable
-            raise error(
-                f"nova-conductor answered {what} with {exc.exc_type}: "
-                f"{str(exc.value).strip()} (request {context['request_id']})"
-            ) from exc
+            raise _remote_error(what, exc.exc_type, exc.value, context) from exc
         except (
             oslo_messaging.MessagingException,
             kombu.exceptions.KombuError,
@@ -142,6 +136,12 @@ class ConductorClient:
         ) as exc:
             raise InventoryUnavailable(
                 f"the message bus failed during {what}: {_reason(exc)}"
+            ) from exc
+        except Exception as exc:
+            # A builtin exception raised in the conductor (a nova bug) comes
+            # back as itself, its remote traceback in the message.
+            raise InventoryUnavailable(
+                f"{what} failed: {_reason(exc)} (request {context['request_id']})"
             ) from exc
 
     def close(self) -> None:
@@ -177,6 +177,20 @@ class ConductorClient:
             return "localhost:5672"
         user = f"{host.username}@" if host.username else ""
         return f"{user}{host.hostname}:{host.port or 5672}"
+
+
+def _remote_error(
+    what: str, exc_type: str | None, value: object, context: Mapping[str, object]
+) -> InventoryUnavailable | InventoryUntrustworthy:
+    """The error for an exception raised in nova-conductor."""
+    error = InventoryUntrustworthy
+    if exc_type not in _UNTRUSTWORTHY_REMOTE:
+        error = InventoryUnavailable
+    detail = str(value).strip().splitlines()[0] if str(value).strip() else ""
+    return error(
+        f"nova-conductor answered {what} with {exc_type}: {detail} "
+        f"(request {context['request_id']})"
+    )
 
 
 def _admin_context() -> dict[str, object]:
@@ -217,4 +231,6 @@ def _with_deadline(fn: Callable[[], object], seconds: float, what: str) -> objec
 
 
 def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """``Type: first line of the message``."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
