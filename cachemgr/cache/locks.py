@@ -40,8 +40,10 @@ def external_lock(
     False, and the caller must leave the file alone.
     """
     if not os.path.isdir(lock_path):
-        os.makedirs(lock_path, mode=0o755, exist_ok=True)
-        _chown_like(lock_path, os.path.dirname(lock_path))
+        # Only the locks dir itself: never create a missing instances_path.
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(lock_path, mode=0o755)
+            _chown_like(lock_path, os.path.dirname(lock_path))
     lock = lockutils.external_lock(name, lock_file_prefix=prefix, lock_path=lock_path)
     if not lock.acquire(blocking=True, timeout=wait_seconds, delay=0.01, max_delay=0.1):
         yield False

@@ -21,6 +21,7 @@ from cachemgr.cache import locks
 from cachemgr.exceptions import InventoryUnavailable
 
 __all__ = [
+    "LOCK_WAIT_SECONDS",
     "RECENT_SECONDS",
     "REGISTRY_FILE_NAME",
     "register_storage_use",
@@ -33,11 +34,16 @@ REGISTRY_FILE_NAME = "compute_nodes"
 RECENT_SECONDS = 24 * 3600
 _LOCK_NAME = "storage-registry-lock"
 # nova holds the registry lock only to read or rewrite a small file.
-_LOCK_WAIT_SECONDS = 10.0
+LOCK_WAIT_SECONDS = 10.0
 
 
 def storage_users(
-    instances_path: str, host: str, now: float, *, locked: bool = True
+    instances_path: str,
+    host: str,
+    now: float,
+    *,
+    locked: bool = True,
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS,
 ) -> list[str]:
     """The hosts seen on this storage in the last 24 hours, this one first.
 
@@ -49,7 +55,7 @@ def storage_users(
             could not be read.
     """
     if locked:
-        with _registry_lock(instances_path):
+        with _registry_lock(instances_path, lock_wait_seconds):
             seen = _read(instances_path)
     else:
         seen = _read(instances_path)
@@ -61,7 +67,13 @@ def storage_users(
     return [host, *others]
 
 
-def register_storage_use(instances_path: str, host: str, now: float) -> None:
+def register_storage_use(
+    instances_path: str,
+    host: str,
+    now: float,
+    *,
+    lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+) -> None:
     """Record that ``host`` uses this storage now, as nova-compute does.
 
     Without it, cachemgr on another host of the storage would not ask for
@@ -71,7 +83,7 @@ def register_storage_use(instances_path: str, host: str, now: float) -> None:
         InventoryUnavailable: the registry could not be locked or written.
     """
     path = os.path.join(instances_path, REGISTRY_FILE_NAME)
-    with _registry_lock(instances_path):
+    with _registry_lock(instances_path, lock_wait_seconds):
         seen = dict(_read(instances_path))
         seen[host] = now
         try:
@@ -83,13 +95,22 @@ def register_storage_use(instances_path: str, host: str, now: float) -> None:
 
 
 @contextlib.contextmanager
-def _registry_lock(instances_path: str) -> Iterator[None]:
+def _registry_lock(instances_path: str, wait_seconds: float) -> Iterator[None]:
     lock_path = os.path.join(instances_path, locks.LOCKS_DIR_NAME)
-    with locks.external_lock(lock_path, _LOCK_NAME, _LOCK_WAIT_SECONDS) as taken:
+    with contextlib.ExitStack() as stack:
+        try:
+            taken = stack.enter_context(
+                locks.external_lock(lock_path, _LOCK_NAME, wait_seconds)
+            )
+        except OSError as exc:
+            raise InventoryUnavailable(
+                f"cannot lock the storage registry in {instances_path}: "
+                f"{exc.strerror} ({exc.filename})"
+            ) from exc
         if not taken:
             raise InventoryUnavailable(
                 f"{lock_path}/{locks.LOCK_FILE_PREFIX}{_LOCK_NAME} stayed held "
-                f"for {_LOCK_WAIT_SECONDS}s; the storage registry cannot be read"
+                f"for {wait_seconds}s; the storage registry cannot be used"
             )
         yield
 

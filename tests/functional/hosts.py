@@ -348,7 +348,7 @@ _HOLD_LOCK = """
 import sys, time
 from oslo_concurrency import lockutils
 with lockutils.lock(sys.argv[1], external=True, lock_path=sys.argv[2],
-                    lock_file_prefix="nova-"):
+                    lock_file_prefix=sys.argv[3]):
     print("locked", flush=True)
     time.sleep(120)
 """
@@ -360,7 +360,7 @@ def held_open(path: Path) -> contextlib.AbstractContextManager[subprocess.Popen[
 
 
 def held_lock(
-    name: str, lock_path: Path
+    name: str, lock_path: Path, prefix: str = "nova-"
 ) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
-    """Another process holding nova's external lock ``name``, for the block."""
-    return _child(_HOLD_LOCK, name, str(lock_path))
+    """Another process holding the external lock ``<prefix><name>``, for the block."""
+    return _child(_HOLD_LOCK, name, str(lock_path), prefix)

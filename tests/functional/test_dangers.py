@@ -188,6 +188,23 @@ class TestCacheEntries:
         summary = run.summary()
         assert (summary["kept_open"], summary["removed"]) == (1, 1)
 
+    def test_another_remover_on_the_storage(self, tmp_path: Path) -> None:
+        """While another host's cachemgr removes, this one refreshes and reports."""
+        host = Host(tmp_path)
+        used = host.cache_file(FP_USED, age=10 * DAY)
+        host.cache_file(FP_OLD, age=10 * DAY)
+        host.instance("img-used")
+        host.write()
+
+        with held_lock("remover", host.instances_path / "locks", "cachemgr-"):
+            run = host.run(timeout=30)
+
+        assert run.returncode == 0, run.output
+        assert host.cache_names() == {FP_USED, FP_OLD}
+        assert used.stat().st_mtime > host.now - 60
+        assert re.search(rf"Would remove {FP_OLD} \(another cachemgr", run.output)
+        assert run.summary()["removed"] == 1
+
     def test_file_locked_by_nova_is_kept_this_pass(self, tmp_path: Path) -> None:
         """An old unused file locked by nova is kept and counted, without waiting."""
         host = Host(tmp_path)
