@@ -11,6 +11,7 @@ it in its worker process, after the fork.
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,8 @@ from oslo_config import cfg
 from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
 
 __all__ = ["ConductorClient"]
+
+LOG = logging.getLogger(__name__)
 
 RPC_VERSION = "3.0"
 METHOD = "object_class_action_versions"
@@ -104,6 +107,7 @@ class ConductorClient:
         what = f"{objname}.{objmethod}"
         context = _admin_context()
         prepared = client.prepare(timeout=self._call_timeout, retry=1)
+        LOG.debug("Asking nova-conductor %s (request %s)", what, context["request_id"])
 
         def send() -> object:
             return prepared.call(
