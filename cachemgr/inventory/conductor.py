@@ -15,24 +15,48 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from importlib import metadata
 
 import kombu
 import kombu.exceptions
 import oslo_messaging
 from oslo_config import cfg
 
-from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
+from cachemgr.exceptions import (
+    ConfigError,
+    InventoryUnavailable,
+    InventoryUntrustworthy,
+)
 
-__all__ = ["ConductorClient"]
+__all__ = ["ConductorClient", "check_transport_url"]
 
 LOG = logging.getLogger(__name__)
 
 RPC_VERSION = "3.0"
+_DRIVER_GROUP = "oslo.messaging.drivers"
 METHOD = "object_class_action_versions"
 # The remote errors that mean the answer, not the bus, is wrong.
 _UNTRUSTWORTHY_REMOTE = frozenset({"MarkerNotFound", "IncompatibleObjectVersion"})
 # Beyond the call timeout, how long a call may take before it is abandoned.
 _DEADLINE_GRACE_SECONDS = 5.0
+
+
+def check_transport_url(conf: cfg.ConfigOpts) -> None:
+    """Refuse a transport_url oslo.messaging could not use, before any pass.
+
+    Raises:
+        ConfigError: the URL does not parse or names no installed driver.
+    """
+    try:
+        url = oslo_messaging.TransportURL.parse(conf)
+    except (oslo_messaging.InvalidTransportURL, ValueError) as exc:
+        raise ConfigError(f"[DEFAULT] transport_url: {exc}") from exc
+    drivers = {e.name for e in metadata.entry_points(group=_DRIVER_GROUP)}
+    if url.transport not in drivers:
+        raise ConfigError(
+            f"[DEFAULT] transport_url: no oslo.messaging driver for "
+            f"{url.transport!r}:// (installed: {', '.join(sorted(drivers))})"
+        )
 
 
 class ConductorClient:

@@ -15,7 +15,7 @@ from oslo_config import cfg
 from cachemgr.exceptions import InventoryUntrustworthy
 from cachemgr.inventory import nova_objects, nova_versions
 from cachemgr.inventory.base import Inventory
-from cachemgr.inventory.conductor import ConductorClient
+from cachemgr.inventory.conductor import ConductorClient, check_transport_url
 from cachemgr.inventory.model import BlockDevice, Instance
 
 __all__ = ["NovaInventory"]
@@ -41,6 +41,12 @@ class NovaInventory(Inventory):
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> NovaInventory:
+        """The driver for the conductor on ``transport_url``; no connection yet.
+
+        Raises:
+            ConfigError: ``[DEFAULT] transport_url`` cannot be used.
+        """
+        check_transport_url(conf)
         group = conf.inventory
         client = ConductorClient(
             conf,

@@ -85,3 +85,42 @@ def test_missing_config_file_exits_2_naming_it(tmp_path: Path) -> None:
 
     assert run.returncode == 2, run.output
     assert str(missing) in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        pytest.param(
+            {"DEFAULT": {"transport_url": "no scheme"}},
+            "[DEFAULT] transport_url: No scheme specified",
+            id="transport-url-unparsable",
+        ),
+        pytest.param(
+            {"DEFAULT": {"transport_url": "amqp1://host/"}},
+            "no oslo.messaging driver for 'amqp1'://",
+            id="transport-url-unknown-driver",
+        ),
+        pytest.param(
+            {"inventory": {"page_size": "0"}},
+            "[inventory] page_size = 0",
+            id="page-size-zero",
+        ),
+    ],
+)
+def test_bad_nova_driver_option_exits_2(
+    tmp_path: Path, options: dict[str, dict[str, str]], named: str
+) -> None:
+    """The nova driver's options are checked before any pass, naming the option."""
+    host = Host(tmp_path)
+    host.cache_file(FP_OLD, age=10 * DAY)
+    overrides = {"inventory": {"driver": "nova", "static_path": None}}
+    for section, values in options.items():
+        overrides.setdefault(section, {}).update(values)
+    host.write(overrides, inventory=False)
+    before = host.mtimes()
+
+    run = host.run()
+
+    assert run.returncode == 2, run.output
+    assert named in run.stderr, run.stderr
+    assert host.mtimes() == before
