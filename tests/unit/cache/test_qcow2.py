@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import struct
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cachemgr.cache.qcow2 import Qcow2Error, read_backing_file
+from tests.deadline import deadline
 
 QEMU_IMG = "/usr/bin/qemu-img"
 HEADER = struct.Struct(">4sIQII")
@@ -73,22 +71,6 @@ def patch(path: Path, offset: int, data: bytes) -> None:
 def open_fds() -> set[str]:
     """This process's open file descriptors."""
     return set(os.listdir("/proc/self/fd"))
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail instead of hanging when the body blocks for longer than seconds."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"blocked for more than {seconds}s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ import pytest
 from cachemgr.cache import naming, qcow2
 from cachemgr.cache.scan import scan_cache_dir, scan_disks, scan_open_files
 from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
+from tests.deadline import deadline
 
 QEMU_IMG = shutil.which("qemu-img") or "/usr/bin/qemu-img"
 needs_qemu_img = pytest.mark.skipif(
@@ -78,27 +76,6 @@ def scan(instances: Path, skip_dirs: frozenset[str] = SKIP_DIRS) -> DiskSnapshot
     cache = scan_cache_dir(str(instances / "_base"))
     with deadline(10):
         return scan_disks(str(instances), cache, skip_dirs)
-
-
-class StillRunning(Exception):
-    """Raised in a body that outlived its deadline; not an OSError, so the
-    scanner's own error handling cannot swallow it."""
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail, rather than hang, when the body runs for longer than ``seconds``."""
-
-    def expire(signum: int, frame: object) -> None:
-        raise StillRunning(f"still running after {seconds}s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 class TestScanCacheDir:
