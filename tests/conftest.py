@@ -21,21 +21,41 @@ settings.load_profile("cachemgr")
 
 
 import os  # noqa: E402
+import shutil  # noqa: E402
 import socket  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from typing import NoReturn  # noqa: E402
 
 import pytest  # noqa: E402
+
+from tests import rabbit  # noqa: E402
 
 BROKER = ("127.0.0.1", 5672)
 
 
 @pytest.fixture(scope="session")
-def broker_url() -> str:
-    """The local RabbitMQ; missing, it skips the test, or fails it in CI."""
+def broker_vhost() -> Iterator[str]:
+    """A private vhost on the local RabbitMQ for this test session.
+
+    Missing broker (or rabbitmqctl): the test is skipped, or fails in CI.
+    """
     try:
         socket.create_connection(BROKER, timeout=2).close()
     except OSError as exc:
-        message = f"RabbitMQ is not reachable on {BROKER[0]}:{BROKER[1]}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message + " (CI=true: broker tests must run)")
-        pytest.skip(message)
-    return f"rabbit://guest:guest@{BROKER[0]}:{BROKER[1]}/"
+        _unavailable(f"RabbitMQ is not reachable on {BROKER[0]}:{BROKER[1]}: {exc}")
+    if shutil.which("rabbitmqctl") is None:
+        _unavailable("rabbitmqctl is missing: broker tests need a vhost of their own")
+    with rabbit.private_vhost() as vhost:
+        yield vhost
+
+
+@pytest.fixture(scope="session")
+def broker_url(broker_vhost: str) -> str:
+    """guest on the session's private vhost of the local RabbitMQ."""
+    return f"rabbit://guest:guest@{rabbit.BROKER}/{broker_vhost}"
+
+
+def _unavailable(message: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(message + " (CI=true: broker tests must run)")
+    pytest.skip(message)

@@ -7,10 +7,7 @@ exchange of its own per test.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from cachemgr.cache import naming, usage
 from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
 from cachemgr.inventory import nova_versions
 from cachemgr.inventory.nova import NovaInventory
+from tests import rabbit
 from tests.fixtures import nova_fixture
 from tests.nova_conductor import FakeConductor, Forbidden, Request, Serving, serve
 
@@ -263,31 +261,23 @@ def test_fingerprints_in_expected_file_are_nova_names() -> None:
 
 
 @pytest.fixture
-def restricted_user(broker_url: str) -> Iterator[str]:
+def restricted_url(broker_vhost: str) -> Iterator[str]:
     """A RabbitMQ user with only the permissions README.rst documents.
 
     configure and write on the conductor exchange and ``reply_.*``, read on
-    ``reply_.*``; here the exchanges are this test run's own.
+    ``reply_.*``; here the conductor exchanges are this test run's own.
     """
-    name = f"cachemgr-test-{uuid.uuid4().hex[:8]}"
-    ctl = shutil.which("rabbitmqctl")
-    assert ctl is not None, "rabbitmqctl is needed to make a restricted user"
     pattern = "^(cachemgr-test-.*|reply_.*)$"
-    subprocess.run([ctl, "add_user", name, "secret"], check=True, capture_output=True)
-    try:
-        subprocess.run(
-            [ctl, "set_permissions", "-p", "/", name, pattern, pattern, "^reply_.*$"],
-            check=True,
-            capture_output=True,
-        )
-        yield f"rabbit://{name}:secret@127.0.0.1:5672/"
-    finally:
-        subprocess.run([ctl, "delete_user", name], check=False, capture_output=True)
+    with rabbit.restricted_user(broker_vhost, pattern, pattern, "^reply_.*$") as (
+        name,
+        password,
+    ):
+        yield f"rabbit://{name}:{password}@{rabbit.BROKER}/{broker_vhost}"
 
 
 def test_documented_rabbitmq_permissions_suffice(
-    conductor: Serving, make_inventory: MakeInventory, restricted_user: str
+    conductor: Serving, make_inventory: MakeInventory, restricted_url: str
 ) -> None:
     """The driver works with the RabbitMQ permissions the README documents."""
-    inventory = make_inventory(restricted_user, conductor.exchange)
+    inventory = make_inventory(restricted_url, conductor.exchange)
     assert len(inventory.list_instances(HOSTS)) == 8
