@@ -17,10 +17,12 @@ from dataclasses import dataclass
 
 from cachemgr.cache import naming
 
-__all__ = ["SandboxError", "build_sandbox"]
+__all__ = ["DEMO_INTERVAL", "SandboxError", "build_sandbox"]
 
 HOST = "sandbox-host"
 DAY = 86400
+# Seconds between the passes of the sandbox's daemon: short, to watch it.
+DEMO_INTERVAL = 3
 
 
 class SandboxError(Exception):
@@ -98,7 +100,7 @@ def build_sandbox(root: str) -> str:
         json.dump(_inventory(), f, indent=2)
     config = os.path.join(root, "cachemgr.conf")
     with open(config, "w") as f:
-        f.write(_config(instances, inventory))
+        f.write(_config(instances, inventory, os.path.join(root, "status.json")))
     return config
 
 
@@ -161,15 +163,17 @@ def _inventory() -> dict[str, object]:
     }
 
 
-def _config(instances: str, inventory: str) -> str:
+def _config(instances: str, inventory: str, status_file: str) -> str:
     return (
         "[DEFAULT]\n"
         f"host = {HOST}\n"
         f"instances_path = {instances}\n"
         "\n[image_cache]\n"
-        "manager_interval = 10\n"
+        f"manager_interval = {DEMO_INTERVAL}\n"
         "lock_wait_seconds = 0.2\n"
         "\n[inventory]\n"
         "driver = static\n"
         f"static_path = {inventory}\n"
+        "\n[daemon]\n"
+        f"status_file = {status_file}\n"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from cachemgr.cache import locks
 from cachemgr.cache.outcome import ApplyResult, Outcome, Result
@@ -25,10 +25,14 @@ def apply_plan(
     cache: CacheSnapshot,
     lock_path: str,
     lock_wait_seconds: float,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> ApplyResult:
     """Touch the TOUCH decisions and remove the REMOVE ones; keep the rest.
 
     A failure on one file is recorded in its outcome and the others go on.
+    ``stop_requested`` is asked before each file: once it answers True the
+    remaining decisions are left undone, without an outcome, so a stopping
+    daemon never cuts a file operation in half.
     """
     todo = [d for d in decisions if d.action is not Action.KEEP]
     if not todo:
@@ -41,6 +45,8 @@ def apply_plan(
             return ApplyResult(tuple(Outcome(d, Result.CHANGED, detail) for d in todo))
         outcomes = []
         for decision in todo:
+            if stop_requested is not None and stop_requested():
+                break
             if decision.action is Action.TOUCH:
                 outcomes.append(_touch(dir_fd, decision))
             else:

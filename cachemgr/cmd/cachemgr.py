@@ -20,16 +20,14 @@ from oslo_service import backend  # noqa: E402
 backend.init_backend(backend.BackendType.THREADING)
 
 import logging  # noqa: E402
-import signal  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
 from importlib import metadata  # noqa: E402
 
 from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
 from cachemgr import conf as cachemgr_conf  # noqa: E402
-from cachemgr import pipeline  # noqa: E402
+from cachemgr import launch, pipeline  # noqa: E402
 from cachemgr.exceptions import CachemgrError, ConfigError  # noqa: E402
 from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
 from cachemgr.settings import Settings, load_settings  # noqa: E402
@@ -66,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_once(settings, inventory, dry_run=conf.dry_run)
         finally:
             inventory.close()
-    return run_loop(settings, inventory, dry_run=conf.dry_run)
+    return run_daemon(conf, settings, inventory, dry_run=conf.dry_run)
 
 
 def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Inventory]:
@@ -79,9 +77,12 @@ def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Invento
         settings = load_settings(conf)
         inventory = load_inventory(conf)
     except ConfigError as exc:
-        LOG.error("Configuration error: %s", exc)
-        raise
-    return settings, inventory
+        error = exc
+    else:
+        return settings, inventory
+    # Logged outside the except block: oslo.log would repeat the message.
+    LOG.error("Configuration error: %s", error)
+    raise error
 
 
 def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
@@ -100,17 +101,27 @@ def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
     return EXIT_PASS_FAILED
 
 
-def run_loop(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
-    """Run a pass every manager_interval seconds until SIGTERM or SIGINT."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    interval = settings.manager_interval or 60
-    while not stop.is_set():
-        if settings.manager_interval >= 0:
-            run_once(settings, inventory, dry_run=dry_run)
-        stop.wait(interval if interval > 0 else None)
-    LOG.info("cachemgr stopped")
+def run_daemon(
+    conf: cfg.ConfigOpts, settings: Settings, inventory: Inventory, *, dry_run: bool
+) -> int:
+    """Run the oslo.service daemon until SIGTERM; 0 if it stopped cleanly."""
+    # Built only to check its options (drivers connect on first use). The
+    # worker builds its own after the fork: a message bus transport made
+    # before the fork does not work in the child (OSLO-NOTES).
+    inventory.close()
+    try:
+        launch.check_daemon_options(conf)
+    except (cfg.Error, ConfigError) as exc:
+        error = exc
+    else:
+        error = None
+    if error is not None:
+        # Logged outside the except block: oslo.log would repeat the message.
+        LOG.error("Configuration error: %s", error)
+        print(f"cachemgr: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if launch.launch_daemon(conf, settings, dry_run=dry_run) != 0:
+        return EXIT_PASS_FAILED
     return EXIT_OK
 
 

@@ -6,13 +6,13 @@ the oslo-config-generator entry point.
 
 from oslo_config import cfg
 
-from cachemgr.conf import default, image_cache, inventory
+from cachemgr.conf import daemon, default, image_cache, inventory
 
 __all__ = ["CONF", "register_opts"]
 
 CONF = cfg.CONF
 
-_MODULES = (default, image_cache, inventory)
+_MODULES = (default, image_cache, inventory, daemon)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -1,0 +1,76 @@
+"""Launch the daemon under oslo.service, after the checks only it needs.
+
+Everything here runs in the master, before the fork: the options a worker
+would otherwise fail on (and oslo.service respawn, again and again) are
+checked so that a bad one exits 2, and systemd's notify variables are taken
+out of the environment for the worker to use (cachemgr.notify).
+"""
+
+from __future__ import annotations
+
+import os
+
+from oslo_config import cfg
+from oslo_service import opts as oslo_service_opts
+from oslo_service import service as oslo_service
+
+from cachemgr.exceptions import ConfigError
+from cachemgr.notify import Notifier
+from cachemgr.service import CacheService
+from cachemgr.settings import Settings
+
+__all__ = ["check_daemon_options", "launch_daemon"]
+
+
+def check_daemon_options(conf: cfg.ConfigOpts) -> None:
+    """Check what only the daemon reads, so a bad value exits 2 before the
+    launch instead of failing in a worker that oslo.service would respawn.
+
+    Raises:
+        ConfigError: the status file's directory is missing or not writable,
+            or an oslo.service option has a bad value.
+    """
+    oslo_service_opts.register_service_opts(conf)
+    try:
+        timeout = conf.graceful_shutdown_timeout
+    except cfg.ConfigFileValueError as exc:
+        raise ConfigError(f"[DEFAULT] graceful_shutdown_timeout: {exc}") from exc
+    if timeout < 0:
+        raise ConfigError(
+            f"[DEFAULT] graceful_shutdown_timeout = {timeout}: must be 0 (wait "
+            "forever) or a number of seconds"
+        )
+    path = conf.daemon.status_file
+    if not path:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(
+            f"[daemon] status_file = {path}: directory {directory} does not "
+            "exist; create it (the systemd unit's StateDirectory= does) or set "
+            "status_file to an empty value"
+        )
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"[daemon] status_file = {path}: directory {directory} is not "
+            "writable by this user"
+        )
+
+
+def launch_daemon(conf: cfg.ConfigOpts, settings: Settings, *, dry_run: bool) -> int:
+    """Launch the service under oslo.service and wait until it is stopped.
+
+    Returns the master's exit status (0: stopped cleanly).
+    """
+    notifier = Notifier.from_environ(os.environ)
+    daemon = CacheService(
+        conf,
+        settings,
+        dry_run=dry_run,
+        notifier=notifier,
+        status_path=conf.daemon.status_file,
+    )
+    conf.register_mutate_hook(daemon.reload_settings)
+    launcher = oslo_service.launch(conf, daemon, restart_method="mutate")
+    code = launcher.wait()
+    return 0 if code in (0, None) else 1

@@ -1,0 +1,346 @@
+"""The daemon: an oslo.service Service that runs image cache passes on a timer.
+
+``cachemgr.launch`` hands it to ``oslo_service.service.launch`` (the
+threading backend: a cotyledon master process and one forked worker).
+
+- In the worker, one timer (a dynamic looping call) wakes up, pings the
+  systemd watchdog, runs a pass when one is due, and sleeps until the next
+  pass or the next ping. One thread runs every pass, so two passes never
+  overlap; a pass that outlasts the interval is reported and followed by one
+  pass, not by a backlog.
+- SIGTERM: oslo.service calls ``stop``; the pass in progress finishes the
+  file operation it is in, stops cleanly, and the worker exits 0.
+- SIGHUP (``restart_method='mutate'``): the master re-reads the config files
+  and ``reload_settings`` checks and logs the mutable options that changed;
+  oslo.service then stops the worker as for SIGTERM and forks a new one,
+  which starts with the new settings. The schedule lives in memory shared
+  with the master, so a reload does not bring the next pass forward.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+
+from oslo_config import cfg
+from oslo_service import service as oslo_service
+
+from cachemgr import pipeline, status
+from cachemgr.exceptions import CachemgrError, ConfigError
+from cachemgr.inventory.base import Inventory, load_inventory
+from cachemgr.notify import Notifier
+from cachemgr.settings import Settings, load_settings
+from cachemgr.status import Outcome, PassRecord
+
+__all__ = ["CacheService", "pass_interval", "seconds_to_wait"]
+
+LOG = logging.getLogger(__name__)
+
+# How long the timer sleeps when nothing is due and no watchdog waits.
+MAX_IDLE_SECONDS = 3600.0
+_NEVER = -1.0
+
+PassRunner = Callable[..., pipeline.PassReport]
+
+
+def pass_interval(manager_interval: int) -> float | None:
+    """Seconds between passes; nova's 0 means 60 and -1 means no passes."""
+    if manager_interval < 0:
+        return None
+    return float(manager_interval or 60)
+
+
+def seconds_to_wait(
+    now: float, next_due: float | None, ping_period: float | None
+) -> float:
+    """How long the timer sleeps: until the next pass is due (None: no pass
+    is ever due), but never longer than the watchdog's ping period."""
+    wait = MAX_IDLE_SECONDS if next_due is None else max(0.0, next_due - now)
+    if ping_period is not None:
+        wait = min(wait, ping_period)
+    return wait
+
+
+class CacheService(oslo_service.Service):
+    """One pass every ``[image_cache] manager_interval`` seconds.
+
+    Built in the master; ``start`` runs in each worker after the fork, so
+    the inventory (and a nova driver's message bus transport) is made there.
+
+    Args:
+        conf: the parsed options.
+        settings: the checked options of a pass; ``reload_settings``
+            replaces them in the master before a new worker is forked.
+        dry_run: decide and log only, change nothing.
+        notifier: systemd's notify socket, taken before the launch.
+        status_path: the status file, or "" for none.
+        run_pass: the pass (tests inject one).
+        clock: monotonic seconds, shared by the master and its workers.
+    """
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        settings: Settings,
+        *,
+        dry_run: bool,
+        notifier: Notifier,
+        status_path: str,
+        run_pass: PassRunner = pipeline.run_pass,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.conf = conf
+        self.settings = settings
+        self.dry_run = dry_run
+        self.notifier = notifier
+        self.status_path = status_path
+        self._run_pass = run_pass
+        self._clock = clock
+        # When the last pass started (clock seconds), in memory the workers
+        # share with the master: a worker forked after SIGHUP keeps the
+        # schedule of the one it replaces.
+        self._last_start = multiprocessing.RawValue("d", _NEVER)
+        self._stopping = threading.Event()
+        self._inventory: Inventory | None = None
+        self._last_completed: Mapping[str, object] | None = None
+
+    # -- oslo.service ------------------------------------------------------
+
+    def start(self) -> None:
+        """Log the effective policy, tell systemd, start the timer."""
+        super().start()
+        self._stopping = threading.Event()
+        self._inventory = None
+        if self.status_path:
+            self._last_completed = status.read_last_completed(self.status_path)
+        interval = pass_interval(self.settings.manager_interval)
+        LOG.info("%s", self._policy_line(interval))
+        if interval is None:
+            self.notifier.ready("Idle: [image_cache] manager_interval = -1")
+        else:
+            self.notifier.ready(f"Running, a pass every {interval:g} s")
+        self.tg.add_dynamic_timer_args(self._tick, stop_on_exception=False)
+
+    def stop(self, graceful: bool = True) -> None:
+        """Let a pass in progress finish its file operation, then stop.
+
+        oslo.service's own ``stop`` abandons the timer's callback, and the
+        worker exits as soon as ``stop`` returns: this one waits for it.
+        graceful_shutdown_timeout bounds the wait (oslo.service exits 1).
+        """
+        if not self._stopping.is_set():
+            self._stopping.set()
+            LOG.info(
+                "Stopping: a pass in progress stops after its current file operation"
+            )
+            self.notifier.stopping()
+        self.tg.stop(graceful=True)
+        if self._inventory is not None:
+            self._inventory.close()
+            self._inventory = None
+
+    def reset(self) -> None:
+        """Not called by the threading backend (it forks a new worker)."""
+
+    # -- SIGHUP, in the master ---------------------------------------------
+
+    def reload_settings(
+        self,
+        conf: cfg.ConfigOpts,
+        fresh: Mapping[tuple[str | None, str], tuple[object, object]],
+    ) -> None:
+        """oslo.config's mutate hook: check the re-read options, keep them if
+        they are good, and log what changed.
+
+        Runs in the master on SIGHUP, before oslo.service forks the new
+        worker, which inherits ``self.settings``. A bad value keeps the
+        previous settings: a reload must not kill a running daemon.
+        """
+        changes = "; ".join(
+            f"[{group or 'DEFAULT'}] {name} = {_shown(new)} (was {_shown(old)})"
+            for (group, name), (old, new) in sorted(
+                fresh.items(), key=lambda item: (item[0][0] or "", item[0][1])
+            )
+        )
+        try:
+            settings = load_settings(conf)
+        except ConfigError as exc:
+            error: ConfigError | None = exc
+        else:
+            error = None
+            self.settings = settings
+        if error is not None:
+            LOG.error(
+                "Configuration reloaded with a bad value; the previous settings "
+                "stay in force: %s",
+                error,
+            )
+        else:
+            LOG.info(
+                "Configuration reloaded; changed: %s; the next pass uses them",
+                changes or "no mutable option",
+            )
+
+    # -- the timer, in the worker ------------------------------------------
+
+    def _tick(self) -> float:
+        """One turn of the timer: ping, run a pass if one is due; return the
+        seconds until the next turn."""
+        try:
+            self.notifier.watchdog()
+            interval = pass_interval(self.settings.manager_interval)
+            if interval is None:
+                return seconds_to_wait(self._clock(), None, self.notifier.ping_period)
+            due = self._clock() >= self._next_due(interval)
+            if due and not self._stopping.is_set():
+                self._run_one_pass(interval)
+            next_due = self._next_due(interval)
+            return seconds_to_wait(self._clock(), next_due, self.notifier.ping_period)
+        except Exception:
+            LOG.exception("The daemon's timer failed; it goes on")
+            return self.notifier.ping_period or 60.0
+
+    def _next_due(self, interval: float) -> float:
+        last = self._last_start.value
+        return float("-inf") if last == _NEVER else last + interval
+
+    def _checkpoint(self) -> bool:
+        """Asked by the pass between steps: it is alive, and may go on unless
+        the daemon is stopping. A pass stuck in one step stops the pings."""
+        self.notifier.watchdog()
+        return self._stopping.is_set()
+
+    def _run_one_pass(self, interval: float) -> None:
+        begin = self._clock()
+        self._last_start.value = begin
+        LOG.debug("Image cache pass starting")
+        record = self._attempt()
+        took = self._clock() - begin
+        if record.outcome is Outcome.STOPPED:
+            # Stopped for a reload: the next worker resumes the work now.
+            self._last_start.value = _NEVER
+        elif took > interval:
+            LOG.warning(
+                "Image cache pass took %.1f s, longer than [image_cache] "
+                "manager_interval (%g s): the next pass starts now, and passes "
+                "do not pile up; consider a longer interval",
+                took,
+                interval,
+            )
+        self._warn_near_watchdog(record)
+        wait = max(0.0, self._next_due(interval) - self._clock())
+        self._publish(record, time.time() + wait)
+
+    def _attempt(self) -> PassRecord:
+        """Run one pass; whatever happens, say how it ended."""
+        started = time.time()
+        report: pipeline.PassReport | None = None
+        error: str | None = None
+        outcome = Outcome.COMPLETED
+        try:
+            if self._inventory is None:
+                self._inventory = load_inventory(self.conf)
+            report = self._run_pass(
+                self.settings,
+                self._inventory,
+                dry_run=self.dry_run,
+                stop_requested=self._checkpoint,
+            )
+        except pipeline.PassStopped as exc:
+            outcome, report, error = Outcome.STOPPED, exc.report, str(exc)
+        except CachemgrError as exc:
+            outcome, error = Outcome.REFUSED, str(exc)
+        except Exception as exc:
+            LOG.exception("Image cache pass failed, nothing more will be removed")
+            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+        # Logged outside the except blocks: oslo.log would repeat the error.
+        if outcome is Outcome.REFUSED:
+            LOG.error("Image cache pass refused, nothing was removed: %s", error)
+        elif outcome is Outcome.STOPPED:
+            LOG.info("Image cache pass %s", error)
+        elif report is not None and report.summary.errors:
+            LOG.warning(
+                "Image cache pass completed with %d error(s); each is logged "
+                "above with its file",
+                report.summary.errors,
+            )
+        return PassRecord(
+            outcome=outcome,
+            started_at=started,
+            ended_at=time.time(),
+            dry_run=self.dry_run,
+            summary=report.summary if report else None,
+            stage_seconds=report.stage_seconds if report else {},
+            error=error,
+        )
+
+    def _warn_near_watchdog(self, record: PassRecord) -> None:
+        """A stage is one step for the watchdog: warn before one is killed."""
+        watchdog = self.notifier.watchdog_seconds
+        if watchdog is None or not record.stage_seconds:
+            return
+        stage, seconds = max(record.stage_seconds.items(), key=lambda kv: kv[1])
+        if seconds > watchdog / 2:
+            LOG.warning(
+                "The %s stage took %.1f s, more than half of the systemd "
+                "watchdog's %g s: raise WatchdogSec= before a slow pass is "
+                "taken for a hung one",
+                stage,
+                seconds,
+                watchdog,
+            )
+
+    def _publish(self, record: PassRecord, next_pass_at: float | None) -> None:
+        """The status file and systemd's STATUS= line."""
+        interval = pass_interval(self.settings.manager_interval)
+        if interval is None:
+            next_pass_at = None
+        if self.status_path:
+            document = status.status_document(
+                record,
+                host=self.settings.host,
+                instances_path=self.settings.instances_path,
+                manager_interval=self.settings.manager_interval,
+                next_pass_at=next_pass_at,
+                last_completed=self._last_completed,
+            )
+            if status.write_status(self.status_path, document):
+                self._last_completed = document["last_completed_pass"]  # type: ignore[assignment]
+        line = record.describe()
+        if next_pass_at is not None:
+            line += f"; next pass in {max(0.0, next_pass_at - time.time()):.0f} s"
+        self.notifier.status(line)
+
+    def _policy_line(self, interval: float | None) -> str:
+        s = self.settings
+        pairs = {
+            "host": s.host,
+            "instances_path": s.instances_path,
+            "cache_dir": s.cache_dir,
+            "driver": self.conf.inventory.driver,
+            "remove_unused_base_images": s.remove_unused,
+            "original_minimum_age_seconds": s.policy.original_minimum_age_seconds,
+            "resized_minimum_age_seconds": s.policy.resized_minimum_age_seconds,
+            "lock_wait_seconds": s.lock_wait_seconds,
+            "manager_interval": s.manager_interval,
+            "dry_run": self.dry_run,
+            "status_file": self.status_path or "(none)",
+            "watchdog_seconds": self.notifier.watchdog_seconds or "(none)",
+        }
+        if interval is None:
+            pairs["next_pass"] = "never (idle)"
+        else:
+            due = self._next_due(interval) - self._clock()
+            pairs["next_pass_in_s"] = f"{max(0.0, due):.0f}"
+        text = " ".join(f"{k}={v}" for k, v in pairs.items())
+        return f"cachemgr daemon started (pid {os.getpid()}): {text}"
+
+
+def _shown(raw: object) -> str:
+    """A value as oslo.config's mutate hook gives it: None is 'not set'."""
+    return "unset, the default" if raw is None else str(raw)

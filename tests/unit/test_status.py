@@ -1,0 +1,131 @@
+"""Tests for cachemgr.status: the document and its atomic write."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from cachemgr.report import Summary
+from cachemgr.status import (
+    FORMAT_VERSION,
+    Outcome,
+    PassRecord,
+    read_last_completed,
+    status_document,
+    write_status,
+)
+
+T0 = 1_790_000_000.0
+SUMMARY = Summary(files=5, in_use=2, removed=2, too_young=1, bytes_removed=8192)
+
+
+def completed(started: float = T0) -> PassRecord:
+    return PassRecord(
+        outcome=Outcome.COMPLETED,
+        started_at=started,
+        ended_at=started + 1.5,
+        dry_run=False,
+        summary=SUMMARY,
+        stage_seconds={"gather": 1.0, "plan": 0.1, "apply": 0.3, "report": 0.1},
+    )
+
+
+def refused(started: float = T0 + 60) -> PassRecord:
+    return PassRecord(
+        outcome=Outcome.REFUSED,
+        started_at=started,
+        ended_at=started + 0.2,
+        dry_run=False,
+        error="inventory.json: cannot read the static inventory",
+    )
+
+
+def document(record: PassRecord, last_completed=None) -> dict:
+    return status_document(
+        record,
+        host="cmp1",
+        instances_path="/var/lib/nova/instances",
+        manager_interval=2400,
+        next_pass_at=record.started_at + 2400,
+        last_completed=last_completed,
+    )
+
+
+class TestStatusDocument:
+    def test_completed_pass(self):
+        """Counters, stage durations, times and outcome of the pass."""
+        doc = document(completed())
+        last = doc["last_pass"]
+        assert doc["format"] == FORMAT_VERSION
+        assert doc["host"] == "cmp1"
+        assert doc["pid"] == os.getpid()
+        assert last["outcome"] == "completed"
+        assert last["counters"]["removed"] == 2
+        assert last["counters"]["bytes_removed"] == 8192
+        assert last["stage_seconds"]["gather"] == 1.0
+        assert last["started_at_epoch"] == T0
+        assert last["duration_seconds"] == 1.5
+        assert last["started_at"].endswith("Z")
+        assert doc["last_completed_pass"] == last
+        assert json.loads(json.dumps(doc)) == doc
+
+    def test_a_refused_pass_keeps_the_last_completed_one(self):
+        """Monitoring can alert on the age of the last completed pass."""
+        before = document(completed())["last_completed_pass"]
+        doc = document(refused(), last_completed=before)
+        assert doc["last_pass"]["outcome"] == "refused"
+        assert doc["last_pass"]["counters"] is None
+        assert "cannot read" in doc["last_pass"]["error"]
+        assert doc["last_completed_pass"] == before
+
+
+class TestDescribe:
+    def test_completed(self):
+        """systemctl status shows the counters of the last pass."""
+        line = completed().describe()
+        assert line.startswith("Last pass completed at ")
+        assert "removed=2" in line
+        assert "errors=0" in line
+
+    def test_refused(self):
+        """A refusal shows why."""
+        assert "cannot read the static inventory" in refused().describe()
+
+
+class TestWriteStatus:
+    def test_replaces_the_file_whole(self, tmp_path):
+        """A new inode each time, and no temporary file left behind."""
+        path = tmp_path / "status.json"
+        assert write_status(str(path), document(completed()))
+        first_inode = path.stat().st_ino
+        assert write_status(str(path), document(refused()))
+        assert path.stat().st_ino != first_inode
+        assert json.loads(path.read_text())["last_pass"]["outcome"] == "refused"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]
+        assert path.stat().st_mode & 0o777 == 0o644
+
+    def test_a_failure_is_a_warning(self, tmp_path, caplog):
+        """Monitoring must not stop the daemon."""
+        path = tmp_path / "gone" / "status.json"
+        with caplog.at_level(logging.WARNING, logger="cachemgr.status"):
+            assert write_status(str(path), document(completed())) is False
+        assert str(path) in caplog.text
+
+
+class TestReadLastCompleted:
+    def test_round_trip(self, tmp_path):
+        """A new worker carries the last completed pass forward."""
+        path = tmp_path / "status.json"
+        doc = document(completed())
+        write_status(str(path), doc)
+        assert read_last_completed(str(path)) == doc["last_completed_pass"]
+
+    def test_missing_garbage_or_other_format(self, tmp_path):
+        """Anything but this format's document is ignored."""
+        path = tmp_path / "status.json"
+        assert read_last_completed(str(path)) is None
+        path.write_text("{not json")
+        assert read_last_completed(str(path)) is None
+        path.write_text(json.dumps({"format": 99, "last_completed_pass": {}}))
+        assert read_last_completed(str(path)) is None
