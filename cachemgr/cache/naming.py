@@ -33,11 +33,14 @@ class Kind(enum.Enum):
 
 
 _PATTERNS = (
-    (Kind.ORIGINAL, re.compile(r"[0-9a-f]{40}")),
-    (Kind.RESIZED, re.compile(r"[0-9a-f]{40}_(?:[0-9]+|sm)")),
-    (Kind.SWAP, re.compile(r"swap_[0-9]+")),
-    (Kind.EPHEMERAL, re.compile(r"ephemeral_[0-9]+_[0-9a-f]{7}")),
+    (Kind.ORIGINAL, r"[0-9a-f]{40}"),
+    (Kind.RESIZED, r"[0-9a-f]{40}_(?:[0-9]+|sm)"),
+    (Kind.SWAP, r"swap_[0-9]+"),
+    (Kind.EPHEMERAL, r"ephemeral_[0-9]+_[0-9a-f]{7}"),
 )
+# One alternation, one match per name: a scan classifies 100,000 names.
+_CLASSIFIER = re.compile("|".join(f"(?P<{k.name}>{p})" for k, p in _PATTERNS))
+_KIND_OF_GROUP = {kind.name: kind for kind, _ in _PATTERNS}
 
 # nova.virt.disk.api: the file system nova formats an ephemeral disk with
 # when neither virt_mkfs nor default_ephemeral_format says otherwise.
@@ -52,10 +55,8 @@ def fingerprint(image_id: str) -> str:
 
 def classify(name: str) -> Kind | None:
     """The kind of a cache file name, or None for a name that is not ours."""
-    for kind, pattern in _PATTERNS:
-        if pattern.fullmatch(name):
-            return kind
-    return None
+    match = _CLASSIFIER.fullmatch(name)
+    return None if match is None else _KIND_OF_GROUP[match.lastgroup]
 
 
 def image_fingerprint(name: str) -> str | None:

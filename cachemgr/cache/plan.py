@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 
 from cachemgr.cache.naming import Kind
 from cachemgr.cache.snapshot import CacheFile, CacheSnapshot, FileKey
@@ -84,57 +85,105 @@ def make_plan(
         policy: the minimum ages.
         now: the time the ages are measured at, in epoch seconds.
     """
-    users = usage.instances_by_fingerprint
-    used_others = usage.used_swap_images | usage.used_ephemeral_images
-    decisions = [
-        _decide(f, users, used_others, backing, open_files, policy, now)
-        for f in sorted(cache.files, key=lambda f: f.name)
-    ]
-    return Plan(decisions=tuple(decisions), now=now)
+    decide = _Decider(usage, backing, open_files, policy, now)
+    files = sorted(cache.files, key=attrgetter("name"))
+    return Plan(decisions=tuple(map(decide, files)), now=now)
 
 
-def _decide(
-    file: CacheFile,
-    users: Mapping[str, tuple[str, ...]],
-    used_others: frozenset[str],
-    backing: Mapping[str, str],
-    open_files: Mapping[FileKey, str],
-    policy: Policy,
-    now: float,
-) -> Decision:
-    if file.kind is None:
-        return Decision(file, Action.KEEP, Reason.UNKNOWN_NAME, "not a cache file name")
-    if file.kind in (Kind.ORIGINAL, Kind.RESIZED):
-        if file.name[:40] in users:
-            detail = f"image of {_names(users[file.name[:40]])}"
-            return Decision(file, Action.TOUCH, Reason.INSTANCE, detail)
-    elif file.name in used_others:
-        detail = f"{file.kind.value} disk of an instance"
-        return Decision(file, Action.TOUCH, Reason.INSTANCE, detail)
-    if file.name in backing:
-        detail = f"backing file of {backing[file.name]}"
-        return Decision(file, Action.TOUCH, Reason.BACKING_FILE, detail)
-    if file.key in open_files:
-        detail = f"held open by {open_files[file.key]}"
-        return Decision(file, Action.KEEP, Reason.OPEN_FILE, detail)
-    age = now - file.mtime
-    minimum = policy.minimum_age_seconds(file.kind)
-    ages = f"age {age:.0f}s, minimum {minimum}s for {file.kind.value} files"
-    if not _older_than(file.mtime_ns, minimum, now):
-        return Decision(file, Action.KEEP, Reason.TOO_YOUNG, ages)
-    detail = f"no instance, disk or process uses it; {ages}"
-    return Decision(file, Action.REMOVE, Reason.UNUSED, detail)
+class _Decider:
+    """Decides one file; what every file shares is worked out once, up front.
+
+    A shared storage has 100,000 cache files, so per-file work is the plan's
+    whole cost: each kind's age limit is an integer cutoff (one comparison
+    per file) and each image's list of instances is written once.
+    """
+
+    def __init__(
+        self,
+        usage: Usage,
+        backing: Mapping[str, str],
+        open_files: Mapping[FileKey, str],
+        policy: Policy,
+        now: float,
+    ) -> None:
+        self._users = usage.instances_by_fingerprint
+        self._used_others = usage.used_swap_images | usage.used_ephemeral_images
+        self._backing = backing
+        self._open_files = open_files
+        self._now = now
+        self._limits = {kind: _AgeLimit.of(kind, policy, now) for kind in Kind}
+        self._image_details: dict[str, str] = {}
+
+    def __call__(self, file: CacheFile) -> Decision:
+        kind = file.kind
+        if kind is None:
+            return Decision(file, Action.KEEP, Reason.UNKNOWN_NAME, _UNKNOWN_DETAIL)
+        limit = self._limits[kind]
+        if kind is Kind.ORIGINAL or kind is Kind.RESIZED:
+            fingerprint = file.name[:40]
+            if fingerprint in self._users:
+                detail = self._image_detail(fingerprint)
+                return Decision(file, Action.TOUCH, Reason.INSTANCE, detail)
+        elif file.name in self._used_others:
+            return Decision(file, Action.TOUCH, Reason.INSTANCE, limit.in_use_detail)
+        disk = self._backing.get(file.name)
+        if disk is not None:
+            detail = f"backing file of {disk}"
+            return Decision(file, Action.TOUCH, Reason.BACKING_FILE, detail)
+        if self._open_files:  # usually empty: no per-file key to build
+            holder = self._open_files.get(file.key)
+            if holder is not None:
+                detail = f"held open by {holder}"
+                return Decision(file, Action.KEEP, Reason.OPEN_FILE, detail)
+        age = self._now - file.mtime
+        if file.mtime_ns >= limit.cutoff_ns:
+            detail = f"age {age:.0f}s, {limit.minimum_text}"
+            return Decision(file, Action.KEEP, Reason.TOO_YOUNG, detail)
+        detail = f"{_UNUSED_DETAIL}; age {age:.0f}s, {limit.minimum_text}"
+        return Decision(file, Action.REMOVE, Reason.UNUSED, detail)
+
+    def _image_detail(self, fingerprint: str) -> str:
+        detail = self._image_details.get(fingerprint)
+        if detail is None:
+            detail = f"image of {_names(self._users[fingerprint])}"
+            self._image_details[fingerprint] = detail
+        return detail
 
 
-def _older_than(mtime_ns: int, minimum_seconds: int, now: float) -> bool:
-    """Whether ``now - mtime`` is strictly more than the minimum, exactly.
+_UNKNOWN_DETAIL = "not a cache file name"
+_UNUSED_DETAIL = "no instance, disk or process uses it"
 
-    In floats, ``now - mtime_ns / 1e9`` is off by up to a few hundred
-    nanoseconds and can call a file just short of the minimum old enough.
+
+@dataclass(frozen=True, slots=True)
+class _AgeLimit:
+    """One kind's minimum age at ``now``, and the words its details use."""
+
+    cutoff_ns: int
+    """Files whose mtime_ns is below this are older than the minimum."""
+    minimum_text: str
+    in_use_detail: str
+
+    @classmethod
+    def of(cls, kind: Kind, policy: Policy, now: float) -> _AgeLimit:
+        minimum = policy.minimum_age_seconds(kind)
+        return cls(
+            cutoff_ns=_cutoff_ns(minimum, now),
+            minimum_text=f"minimum {minimum}s for {kind.value} files",
+            in_use_detail=f"{kind.value} disk of an instance",
+        )
+
+
+def _cutoff_ns(minimum_seconds: int, now: float) -> int:
+    """The least mtime_ns that is not strictly older than the minimum at ``now``.
+
+    Exact: ``now - mtime_ns / 1e9 > minimum`` holds, in rationals, exactly
+    when ``mtime_ns`` is below it. In floats, the age is off by up to a few
+    hundred nanoseconds and can call a file just short of the minimum old
+    enough.
     """
     numerator, denominator = now.as_integer_ratio()
-    limit_ns = mtime_ns + minimum_seconds * 1_000_000_000
-    return numerator * 1_000_000_000 > limit_ns * denominator
+    now_ns_ceiling = -(-numerator * 1_000_000_000 // denominator)
+    return now_ns_ceiling - minimum_seconds * 1_000_000_000
 
 
 def _names(names: tuple[str, ...]) -> str:

@@ -68,6 +68,8 @@ def used_names(
     dirs: set[str] = set()
     swaps: set[str] = set()
     ephemerals: set[str] = set()
+    # One md5 per os_type, not one per instance with an ephemeral disk.
+    extensions: dict[str | None, str] = {}
     for instance in instances:
         dirs.update(_directory_names(instance))
         for ref in instance.image_ids:
@@ -83,7 +85,11 @@ def used_names(
             swaps.add(naming.swap_name(swap.volume_size or 0))
         eph = next((d for d in instance.block_devices if d.is_ephemeral), None)
         if eph is not None:
-            ext = ephemeral.extension(instance.os_type)
+            ext = extensions.get(instance.os_type)
+            if ext is None:
+                ext = extensions[instance.os_type] = ephemeral.extension(
+                    instance.os_type
+                )
             ephemerals.add(naming.ephemeral_name(eph.volume_size or 0, ext))
     return Usage(
         used_images={

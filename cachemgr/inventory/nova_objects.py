@@ -17,6 +17,7 @@ The fields themselves are checked by :mod:`cachemgr.inventory.fields`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -136,7 +137,8 @@ def _list_items(
 
 def _object_data(primitive: object, name: str, where: str) -> Mapping[str, object]:
     """The ``nova_object.data`` of a primitive, once its header is checked."""
-    if not isinstance(primitive, Mapping):
+    # The dict test first: an ABC's isinstance is slow, and replies are dicts.
+    if not isinstance(primitive, dict) and not isinstance(primitive, Mapping):
         raise InventoryUntrustworthy(
             f"{where}: must be a nova object primitive of {name}, got {show(primitive)}"
         )
@@ -153,17 +155,24 @@ def _object_data(primitive: object, name: str, where: str) -> Mapping[str, objec
         )
     major = SUPPORTED_MAJOR_VERSIONS[name]
     version = primitive.get("nova_object.version")
-    match = _VERSION.fullmatch(version) if isinstance(version, str) else None
-    if match is None or int(match.group(1)) != major:
+    if not isinstance(version, str) or _major_version(version) != major:
         raise InventoryUntrustworthy(
             f"{where}: {name}: field 'nova_object.version' must be "
             f"'{major}.<minor>' (the major version cachemgr understands), "
             f"got {show(version)}"
         )
     data = primitive.get("nova_object.data")
-    if not isinstance(data, Mapping):
+    if not isinstance(data, dict) and not isinstance(data, Mapping):
         raise InventoryUntrustworthy(
             f"{where}: {name}: field 'nova_object.data' must be an object, "
             f"got {show(data)}"
         )
     return data
+
+
+@functools.lru_cache(maxsize=64)
+def _major_version(version: str) -> int | None:
+    """The major of ``<major>.<minor>``, else None; remembered, as every
+    object of a reply carries one of a few version strings."""
+    match = _VERSION.fullmatch(version)
+    return int(match.group(1)) if match else None

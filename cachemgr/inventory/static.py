@@ -16,7 +16,6 @@ read whole on every call, so an operator may rewrite it between passes.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 
@@ -30,7 +29,7 @@ from cachemgr.exceptions import (
 from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.fields import (
     block_device_from_fields,
-    instance_from_fields,
+    instance_arguments,
     show,
     where_with_uuid,
 )
@@ -126,12 +125,12 @@ class StaticInventory(Inventory):
             )
         # The instance's own fields first, so that a bad uuid is reported
         # before anything that would be located by it.
-        instance = instance_from_fields(
-            entry, (), name_template=self.name_template, where=where
+        arguments = instance_arguments(
+            entry, name_template=self.name_template, where=where
         )
-        where = where_with_uuid(where, instance.uuid)
+        where = where_with_uuid(where, entry["uuid"])
         devices = _block_devices(entry.get("block_device_mapping"), where)
-        return dataclasses.replace(instance, block_devices=devices)
+        return Instance(**arguments, block_devices=devices)
 
 
 class _RepeatedKeyError(ValueError):
@@ -141,12 +140,18 @@ class _RepeatedKeyError(ValueError):
 
 
 def _object_without_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """A JSON object; a repeated key raises instead of hiding a value."""
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _RepeatedKeyError(key)
-        result[key] = value
+    """A JSON object; a repeated key raises instead of hiding a value.
+
+    The dict is built in C; only an object that has a repeat is searched for
+    it. The file holds an object per instance and per block device.
+    """
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKeyError(key)
+            seen.add(key)
     return result
 
 

@@ -119,6 +119,28 @@ class TestScanCacheDir:
         path = str(tmp_path / "_base")
         assert scan_cache_dir(path) == CacheSnapshot(path=path, dir_key=None, files=())
 
+    def test_unreadable_entry_names_its_path(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An entry lstat cannot read stops the scan, naming its full path.
+
+        Entries are read relative to the dir's descriptor; the error must
+        still say which file (EIO cannot be produced on demand here).
+        """
+        write(tmp_path / FP_A)
+        write(tmp_path / FP_B)
+        real_lstat = os.lstat
+
+        def lstat(path, **kwargs):
+            if path == FP_B:
+                raise OSError(errno.EIO, "Input/output error", path)
+            return real_lstat(path, **kwargs)
+
+        monkeypatch.setattr(os, "lstat", lstat)
+        with pytest.raises(OSError, match="Input/output error") as raised:
+            scan_cache_dir(str(tmp_path))
+        assert raised.value.filename == str(tmp_path / FP_B)
+
     def test_dir_key_is_the_directory(self, tmp_path: Path) -> None:
         """The snapshot records the cache dir's (st_dev, st_ino)."""
         st = os.stat(tmp_path)

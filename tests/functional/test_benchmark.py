@@ -1,0 +1,82 @@
+"""benchmarks/run.py works: at the smallest sizes it builds a tree, runs the
+real pass and the nova driver, and prints every figure.
+
+Only that the script works is checked, never how fast anything was: speed is
+the benchmark's business, not the test suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "run.py"
+NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+FIGURES = (
+    "floor_s",
+    "process_start_s",
+    "pass_e2e_s",
+    "pass_max_rss_mb",
+    "pass_debug_e2e_s",
+    "stage_gather_s",
+    "stage_plan_s",
+    "stage_apply_s",
+    "stage_report_s",
+    "gather_plan_apply_s",
+    "ratio_to_floor",
+)
+
+
+def run_benchmark(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def figure(output: str, key: str) -> str:
+    found = re.search(rf"^{key} +(\S+)", output, re.MULTILINE)
+    assert found, f"no {key} line in:\n{output}"
+    return found.group(1)
+
+
+@pytest.mark.broker
+def test_smallest_size_prints_every_figure(tmp_path: Path, broker_url: str) -> None:
+    """Every figure is printed, the pass saw the whole tree, the tree is kept."""
+    kept = tmp_path / "tree"
+    size = ["--files", "200", "--instances", "40"]
+    output = run_benchmark(*size, "--keep", str(kept), "--broker", broker_url)
+
+    for key in FIGURES:
+        assert re.fullmatch(NUMBER, figure(output, key)), key
+    assert "page cache WARM" in output
+    summary = re.search(r"^pass_summary +(.*)$", output, re.MULTILINE)
+    assert summary and "files=200 " in summary.group(1), output
+    assert figure(output, "nova_inventory_s") != "skipped"
+    assert int(figure(output, "nova_max_reply_bytes")) > 0
+    assert len(re.findall(r"^target ", output, re.MULTILINE)) == 4
+    tree = json.loads((kept / "n200-m40" / "tree.json").read_text())
+    assert (tree["files"], tree["instances"]) == (200, 40)
+
+
+def test_scaling_prints_a_row_per_size() -> None:
+    """--scaling measures N/4, N/2 and N, and prints their growth."""
+    output = run_benchmark(
+        "--files", "80", "--instances", "8", "--scaling", "--no-nova"
+    )
+
+    rows = re.findall(r"^ +(20|40|80) +(2|4|8) ", output, re.MULTILINE)
+    assert rows == [("20", "2"), ("40", "4"), ("80", "8")], output
+    assert re.search(r"^growth x", output, re.MULTILINE), output
+    assert figure(output, "nova_inventory_s") == "skipped"
