@@ -255,8 +255,15 @@ def scan_open_files(keys: frozenset[FileKey]) -> OpenFiles:
 
 
 def _fd_key(fd_path: str) -> FileKey | None:
+    """The target of one descriptor; None when it closed meanwhile.
+
+    PermissionError goes up: a process whose descriptors can be listed but
+    not followed (CAP_DAC_READ_SEARCH without CAP_SYS_PTRACE) is unreadable.
+    """
     try:
         st = os.stat(fd_path)
+    except PermissionError:
+        raise
     except OSError:
         return None
     return (st.st_dev, st.st_ino)

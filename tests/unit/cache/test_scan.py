@@ -463,3 +463,24 @@ class TestScanOpenFiles:
     def test_no_keys(self) -> None:
         """Asking about no files finds none, though processes hold many."""
         assert scan_open_files(frozenset()).holders == {}
+
+    def test_descriptors_that_cannot_be_followed_count_as_unreadable(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A process whose fds list but do not stat is unreadable, not ignored.
+
+        That is cachemgr with CAP_DAC_READ_SEARCH but not CAP_SYS_PTRACE
+        (tests/functional/test_systemd_unit.py shows the kernel doing it);
+        here os.stat fails on /proc/<pid>/fd/N as the kernel would.
+        """
+        real_stat = os.stat
+
+        def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+            if str(path).startswith("/proc/") and "/fd/" in str(path):
+                raise PermissionError(errno.EACCES, "Permission denied", path)
+            return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "stat", stat)
+        snapshot = scan_open_files(frozenset({(1, 2)}))
+        assert snapshot.unreadable_processes >= 1
+        assert snapshot.holders == {}
