@@ -45,18 +45,7 @@ def storage_host(tmp_path: Path, url: str, exchange: str, **inventory: object) -
     (host.instances_path / "compute_nodes").write_text(
         json.dumps({"compute-02": time.time() - 3600, "compute-03": 0})
     )
-    host.write(
-        {
-            "DEFAULT": {"transport_url": url},
-            "inventory": {
-                "driver": "nova",
-                "static_path": None,
-                "conductor_exchange": exchange,
-                **inventory,
-            },
-        },
-        inventory=False,
-    )
+    host.write_nova(url, exchange, **inventory)
     return host
 
 

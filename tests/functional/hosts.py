@@ -240,6 +240,21 @@ class Host:
                 json.dumps({"instances": self.instances}, indent=1), encoding="utf-8"
             )
 
+    def write_nova(self, url: str, exchange: str, **inventory: object) -> None:
+        """Write a config for the nova driver: ``url``, conductor ``exchange``."""
+        self.write(
+            {
+                "DEFAULT": {"transport_url": url},
+                "inventory": {
+                    "driver": "nova",
+                    "static_path": None,
+                    "conductor_exchange": exchange,
+                    **inventory,
+                },
+            },
+            inventory=False,
+        )
+
     def run(self, *args: str, timeout: float = 60) -> Run:
         """``cachemgr --config-file <this host's> --once <args>``."""
         return run_cachemgr(
