@@ -17,7 +17,6 @@ __all__ = [
     "ephemeral_extension",
     "ephemeral_name",
     "fingerprint",
-    "image_fingerprint",
     "parse_virt_mkfs",
     "swap_name",
 ]
@@ -57,13 +56,6 @@ def classify(name: str) -> Kind | None:
     """The kind of a cache file name, or None for a name that is not ours."""
     match = _CLASSIFIER.fullmatch(name)
     return None if match is None else _KIND_OF_GROUP[match.lastgroup]
-
-
-def image_fingerprint(name: str) -> str | None:
-    """The image fingerprint of an original or resized name, else None."""
-    if classify(name) in (Kind.ORIGINAL, Kind.RESIZED):
-        return name[:40]
-    return None
 
 
 def swap_name(size_mb: int) -> str:

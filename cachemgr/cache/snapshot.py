@@ -54,9 +54,6 @@ class CacheSnapshot:
     files: tuple[CacheFile, ...]
     other_entries: tuple[str, ...] = ()
 
-    def by_key(self) -> dict[FileKey, CacheFile]:
-        return {f.key: f for f in self.files}
-
 
 @dataclass(frozen=True, slots=True)
 class DiskProblem:

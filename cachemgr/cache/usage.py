@@ -47,11 +47,6 @@ class Usage:
     used_ephemeral_images: frozenset[str]
 
     @property
-    def image_fingerprints(self) -> frozenset[str]:
-        """Base file names of the used images; their variants share them."""
-        return frozenset(self.instances_by_fingerprint)
-
-    @property
     def instances_by_fingerprint(self) -> Mapping[str, tuple[str, ...]]:
         """Base file name -> the instances using that image, for the log."""
         return {

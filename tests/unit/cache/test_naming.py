@@ -92,18 +92,6 @@ class TestClassify:
         assert naming.classify(name) is None
 
 
-class TestImageFingerprint:
-    @pytest.mark.parametrize("name", [FP, f"{FP}_10", f"{FP}_sm"])
-    def test_original_and_resized(self, name: str) -> None:
-        """Originals and their variants share the first 40 characters."""
-        assert naming.image_fingerprint(name) == FP
-
-    @pytest.mark.parametrize("name", ["swap_512", "ephemeral_1_0706d66", f"{FP}.part"])
-    def test_others(self, name: str) -> None:
-        """Other names have no image fingerprint."""
-        assert naming.image_fingerprint(name) is None
-
-
 class TestSwapName:
     def test_size_in_mb(self) -> None:
         """The swap file is named after its size."""

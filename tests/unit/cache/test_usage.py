@@ -134,7 +134,7 @@ class TestUsedNames:
         assert usage.used_images == {
             ref: ImageUse(1, 0, (NAME,)) for ref in ("img", "aki", "ari")
         }
-        assert usage.image_fingerprints == {
+        assert set(usage.instances_by_fingerprint) == {
             naming.fingerprint(ref) for ref in ("img", "aki", "ari")
         }
 
@@ -142,7 +142,9 @@ class TestUsedNames:
         """Boot from volume's empty image_ref is used, as sha1('')."""
         usage = usage_of(make_instance(image_ref=""))
         assert usage.used_images == {"": ImageUse(1, 0, (NAME,))}
-        assert usage.image_fingerprints == {"da39a3ee5e6b4b0d3255bfef95601890afd80709"}
+        assert set(usage.instances_by_fingerprint) == {
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        }
 
     def test_null_image_fields_do_not_count(self) -> None:
         """Null image_ref, kernel_id and ramdisk_id use no image."""
