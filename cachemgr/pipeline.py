@@ -113,10 +113,11 @@ def run_pass(
         open_files = scan.scan_open_files(frozenset(f.key for f in cache.files))
     if open_files.unreadable_processes:
         LOG.warning(
-            "The open files of %d process(es) could not be read; files they "
-            "hold are not protected. Run cachemgr as root or with "
+            "The open files of %d process(es) could not be read (%s); files "
+            "they hold are not protected. Run cachemgr as root or with "
             "CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.",
             open_files.unreadable_processes,
+            ", ".join(open_files.unreadable_examples),
         )
     if stop_requested():
         raise PassStopped("stopped after gathering; nothing was changed")

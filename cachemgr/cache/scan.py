@@ -36,6 +36,9 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
+# How many unreadable processes the warning names.
+_UNREADABLE_EXAMPLES = 5
+
 
 def scan_cache_dir(path: str) -> CacheSnapshot:
     """lstat every entry of the cache dir once; symlinks are never followed.
@@ -239,7 +242,7 @@ def scan_open_files(keys: frozenset[FileKey]) -> OpenFiles:
     counts. Processes whose descriptors cannot be read are counted.
     """
     holders: dict[FileKey, str] = {}
-    unreadable = 0
+    unreadable: list[int] = []
     for pid in psutil.pids():
         try:
             with os.scandir(f"/proc/{pid}/fd") as fds:
@@ -250,8 +253,14 @@ def scan_open_files(keys: frozenset[FileKey]) -> OpenFiles:
         except FileNotFoundError:
             continue
         except PermissionError:
-            unreadable += 1
-    return OpenFiles(holders=holders, unreadable_processes=unreadable)
+            unreadable.append(pid)
+    return OpenFiles(
+        holders=holders,
+        unreadable_processes=len(unreadable),
+        unreadable_examples=tuple(
+            _describe_process(pid) for pid in unreadable[:_UNREADABLE_EXAMPLES]
+        ),
+    )
 
 
 def _fd_key(fd_path: str) -> FileKey | None:

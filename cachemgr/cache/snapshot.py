@@ -80,3 +80,5 @@ class OpenFiles:
     holders: Mapping[FileKey, str]
     """File key -> who holds it, e.g. ``pid 4242 (qemu-system-x86)``."""
     unreadable_processes: int = 0
+    unreadable_examples: tuple[str, ...] = ()
+    """A few of the processes counted unreadable, for the warning."""

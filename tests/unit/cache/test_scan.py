@@ -484,3 +484,8 @@ class TestScanOpenFiles:
         snapshot = scan_open_files(frozenset({(1, 2)}))
         assert snapshot.unreadable_processes >= 1
         assert snapshot.holders == {}
+        own = f"pid {os.getpid()} ("
+        named = snapshot.unreadable_examples
+        assert 1 <= len(named) <= 5
+        assert all(n.startswith("pid ") for n in named)
+        assert snapshot.unreadable_processes > 5 or any(own in n for n in named)
