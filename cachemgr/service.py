@@ -30,7 +30,8 @@ from oslo_config import cfg
 from oslo_service import service as oslo_service
 
 from cachemgr import pipeline, status
-from cachemgr.exceptions import CachemgrError, ConfigError
+from cachemgr.attempt import PassRunner, attempt_pass
+from cachemgr.exceptions import ConfigError
 from cachemgr.inventory.base import Inventory, load_inventory
 from cachemgr.notify import Notifier
 from cachemgr.settings import Settings, load_settings
@@ -43,8 +44,6 @@ LOG = logging.getLogger(__name__)
 # How long the timer sleeps when nothing is due and no watchdog waits.
 MAX_IDLE_SECONDS = 3600.0
 _NEVER = -1.0
-
-PassRunner = Callable[..., pipeline.PassReport]
 
 
 def pass_interval(manager_interval: int) -> float | None:
@@ -238,46 +237,29 @@ class CacheService(oslo_service.Service):
 
     def _attempt(self) -> PassRecord:
         """Run one pass; whatever happens, say how it ended."""
-        started = time.time()
-        report: pipeline.PassReport | None = None
-        error: str | None = None
-        outcome = Outcome.COMPLETED
-        try:
-            if self._inventory is None:
-                self._inventory = load_inventory(self.conf)
-            report = self._run_pass(
-                self.settings,
-                self._inventory,
-                dry_run=self.dry_run,
-                stop_requested=self._checkpoint,
-            )
-        except pipeline.PassStopped as exc:
-            outcome, report, error = Outcome.STOPPED, exc.report, str(exc)
-        except CachemgrError as exc:
-            outcome, error = Outcome.REFUSED, str(exc)
-        except Exception as exc:
-            LOG.exception("Image cache pass failed, nothing more will be removed")
-            outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
-        # Logged outside the except blocks: oslo.log would repeat the error.
-        if outcome is Outcome.REFUSED:
-            LOG.error("Image cache pass refused, nothing was removed: %s", error)
-        elif outcome is Outcome.STOPPED:
-            LOG.info("Image cache pass %s", error)
-        elif report is not None and report.summary.errors:
-            LOG.warning(
-                "Image cache pass completed with %d error(s); each is logged "
-                "above with its file",
-                report.summary.errors,
-            )
+        attempt = attempt_pass(
+            self.settings,
+            self._ensure_inventory,
+            dry_run=self.dry_run,
+            stop_requested=self._checkpoint,
+            run_pass=self._run_pass,
+        )
+        report = attempt.report
         return PassRecord(
-            outcome=outcome,
-            started_at=started,
-            ended_at=time.time(),
+            outcome=attempt.outcome,
+            started_at=attempt.started_at,
+            ended_at=attempt.ended_at,
             dry_run=self.dry_run,
             summary=report.summary if report else None,
             stage_seconds=report.stage_seconds if report else {},
-            error=error,
+            error=attempt.error,
         )
+
+    def _ensure_inventory(self) -> Inventory:
+        """The driver, built in the worker on its first pass (after the fork)."""
+        if self._inventory is None:
+            self._inventory = load_inventory(self.conf)
+        return self._inventory
 
     def _warn_near_watchdog(self, record: PassRecord) -> None:
         """A stage is one step for the watchdog: warn before one is killed."""

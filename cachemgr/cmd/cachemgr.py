@@ -27,10 +27,12 @@ from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
 from cachemgr import conf as cachemgr_conf  # noqa: E402
-from cachemgr import launch, pipeline  # noqa: E402
-from cachemgr.exceptions import CachemgrError, ConfigError  # noqa: E402
+from cachemgr import launch  # noqa: E402
+from cachemgr.attempt import attempt_pass  # noqa: E402
+from cachemgr.exceptions import ConfigError  # noqa: E402
 from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
 from cachemgr.settings import Settings, load_settings  # noqa: E402
+from cachemgr.status import Outcome  # noqa: E402
 
 __all__ = ["main"]
 
@@ -87,18 +89,8 @@ def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Invento
 
 def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
     """Run one pass; 0 if it completed, 1 if it failed or was refused."""
-    try:
-        pipeline.run_pass(settings, inventory, dry_run=dry_run)
-    except CachemgrError as exc:
-        refused = exc
-    except Exception:
-        LOG.exception("Image cache pass failed, nothing more will be removed")
-        return EXIT_PASS_FAILED
-    else:
-        return EXIT_OK
-    # Logged outside the except block: oslo.log would repeat the message.
-    LOG.error("Image cache pass refused, nothing was removed: %s", refused)
-    return EXIT_PASS_FAILED
+    attempt = attempt_pass(settings, lambda: inventory, dry_run=dry_run)
+    return EXIT_OK if attempt.outcome is Outcome.COMPLETED else EXIT_PASS_FAILED
 
 
 def run_daemon(
