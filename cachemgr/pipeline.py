@@ -131,17 +131,9 @@ def run_pass(
     except _ApplyStopped as stop:
         raise _stopped_in_apply(decided, stop, disks, timer) from None
     with timer("report"):
-        for line in report.file_lines(decided, applied, would=would):
-            LOG.log(line.level, "%s", line.message)
+        summary = _report(decided, applied, would, disks, timer)
         for name in cache.other_entries:
             LOG.debug("Left alone %s: not a regular file", name)
-    summary = report.summarize(
-        decided,
-        applied,
-        disks=disks.disk_count,
-        unreadable_disks=len(disks.problems),
-        duration_s=timer.total(),
-    )
     LOG.info("%s", report.summary_line(summary))
     LOG.debug("Stage durations: %s", timer.describe())
     return PassReport(summary=summary, stage_seconds=dict(timer.seconds))
@@ -230,20 +222,31 @@ def _stopped_in_apply(
     reached = plan.Plan(
         tuple(d for d in decided.decisions if d.file.name in done), decided.now
     )
-    for line in report.file_lines(reached, applied, would=None):
-        LOG.log(line.level, "%s", line.message)
-    summary = report.summarize(
-        reached,
-        applied,
-        disks=disks.disk_count,
-        unreadable_disks=len(disks.problems),
-        duration_s=timer.total(),
-    )
+    summary = _report(reached, applied, None, disks, timer)
     return PassStopped(
         f"stopped during apply after {len(done)} of {stop.planned} planned file "
         f"operations, the rest is left for the next pass: removed={summary.removed} "
         f"bytes_removed={summary.bytes_removed} errors={summary.errors}",
         PassReport(summary=summary, stage_seconds=dict(timer.seconds)),
+    )
+
+
+def _report(
+    decided: plan.Plan,
+    applied: ApplyResult | None,
+    would: str | None,
+    disks: DiskSnapshot,
+    timer: _StageTimer,
+) -> report.Summary:
+    """Log one line per decided file and count them, for a whole or cut pass."""
+    for line in report.file_lines(decided, applied, would=would):
+        LOG.log(line.level, "%s", line.message)
+    return report.summarize(
+        decided,
+        applied,
+        disks=disks.disk_count,
+        unreadable_disks=len(disks.problems),
+        duration_s=timer.total(),
     )
 
 
