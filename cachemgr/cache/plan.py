@@ -10,6 +10,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import attrgetter
+from typing import NamedTuple
 
 from cachemgr.cache.naming import Kind
 from cachemgr.cache.snapshot import CacheFile, CacheSnapshot, FileKey
@@ -48,12 +49,41 @@ class Policy:
         return self.original_minimum_age_seconds
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
+    """One file's action and why.
+
+    A NamedTuple, as CacheFile is (one per cache file). The words are built
+    only when asked for: at INFO a pass logs its removals alone, so most
+    details would never be read.
+    """
+
     file: CacheFile
     action: Action
     reason: Reason
-    detail: str
+    evidence: str
+    """What the reason rests on: the image's instances (INSTANCE), the disk
+    (BACKING_FILE), the process (OPEN_FILE), the minimum age that applied
+    (TOO_YOUNG, UNUSED)."""
+    now: float
+    """When the plan was made, for the file's age."""
+
+    @property
+    def detail(self) -> str:
+        """The reason in words, for the file's log line."""
+        reason = self.reason
+        if reason is Reason.BACKING_FILE:
+            return f"backing file of {self.evidence}"
+        if reason is Reason.OPEN_FILE:
+            return f"held open by {self.evidence}"
+        if reason is Reason.TOO_YOUNG:
+            return f"age {self.age_seconds:.0f}s, {self.evidence}"
+        if reason is Reason.UNUSED:
+            return f"{_UNUSED_DETAIL}; age {self.age_seconds:.0f}s, {self.evidence}"
+        return self.evidence
+
+    @property
+    def age_seconds(self) -> float:
+        return self.now - self.file.mtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,45 +144,44 @@ class _Decider:
         self._open_files = open_files
         self._now = now
         self._limits = {kind: _AgeLimit.of(kind, policy, now) for kind in Kind}
-        self._image_details: dict[str, str] = {}
+        self._image_users_text: dict[str, str] = {}
 
     def __call__(self, file: CacheFile) -> Decision:
         kind = file.kind
+        now = self._now
         if kind is None:
-            return Decision(file, Action.KEEP, Reason.UNKNOWN_NAME, _UNKNOWN_DETAIL)
+            return Decision(file, Action.KEEP, Reason.UNKNOWN_NAME, _UNKNOWN, now)
         limit = self._limits[kind]
         if kind is Kind.ORIGINAL or kind is Kind.RESIZED:
             fingerprint = file.name[:40]
             if fingerprint in self._users:
-                detail = self._image_detail(fingerprint)
-                return Decision(file, Action.TOUCH, Reason.INSTANCE, detail)
+                users = self._image_users(fingerprint)
+                return Decision(file, Action.TOUCH, Reason.INSTANCE, users, now)
         elif file.name in self._used_others:
-            return Decision(file, Action.TOUCH, Reason.INSTANCE, limit.in_use_detail)
+            users = limit.in_use_detail
+            return Decision(file, Action.TOUCH, Reason.INSTANCE, users, now)
         disk = self._backing.get(file.name)
         if disk is not None:
-            detail = f"backing file of {disk}"
-            return Decision(file, Action.TOUCH, Reason.BACKING_FILE, detail)
+            return Decision(file, Action.TOUCH, Reason.BACKING_FILE, disk, now)
         if self._open_files:  # usually empty: no per-file key to build
             holder = self._open_files.get(file.key)
             if holder is not None:
-                detail = f"held open by {holder}"
-                return Decision(file, Action.KEEP, Reason.OPEN_FILE, detail)
-        age = self._now - file.mtime
+                return Decision(file, Action.KEEP, Reason.OPEN_FILE, holder, now)
         if file.mtime_ns >= limit.cutoff_ns:
-            detail = f"age {age:.0f}s, {limit.minimum_text}"
-            return Decision(file, Action.KEEP, Reason.TOO_YOUNG, detail)
-        detail = f"{_UNUSED_DETAIL}; age {age:.0f}s, {limit.minimum_text}"
-        return Decision(file, Action.REMOVE, Reason.UNUSED, detail)
+            minimum = limit.minimum_text
+            return Decision(file, Action.KEEP, Reason.TOO_YOUNG, minimum, now)
+        return Decision(file, Action.REMOVE, Reason.UNUSED, limit.minimum_text, now)
 
-    def _image_detail(self, fingerprint: str) -> str:
-        detail = self._image_details.get(fingerprint)
-        if detail is None:
-            detail = f"image of {_names(self._users[fingerprint])}"
-            self._image_details[fingerprint] = detail
-        return detail
+    def _image_users(self, fingerprint: str) -> str:
+        """``image of <names>``, written once per image."""
+        text = self._image_users_text.get(fingerprint)
+        if text is None:
+            text = f"image of {_names(self._users[fingerprint])}"
+            self._image_users_text[fingerprint] = text
+        return text
 
 
-_UNKNOWN_DETAIL = "not a cache file name"
+_UNKNOWN = "not a cache file name"
 _UNUSED_DETAIL = "no instance, disk or process uses it"
 
 

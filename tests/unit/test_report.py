@@ -61,7 +61,7 @@ ACTION_OF = {
 def decision(name: str, reason: Reason, *, size: int = 4096) -> Decision:
     """A decision as make_plan would make it for a file called ``name``."""
     file = make_file(name, blocks_bytes=size)
-    return Decision(file, ACTION_OF[reason], reason, f"{reason.value} detail of {name}")
+    return Decision(file, ACTION_OF[reason], reason, f"{reason.value} of {name}", NOW)
 
 
 def plan_of(*decisions: Decision) -> Plan:

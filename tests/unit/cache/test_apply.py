@@ -59,7 +59,7 @@ class Cache:
     def decision(self, name: str, action: Action) -> Decision:
         """The decision a plan would make for the scanned file ``name``."""
         (file,) = [f for f in self.snapshot.files if f.name == name]
-        return Decision(file, action, _REASONS[action], "test")
+        return Decision(file, action, _REASONS[action], "test", time.time())
 
     def apply(
         self,

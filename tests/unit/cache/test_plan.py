@@ -86,7 +86,7 @@ NS_NOW = 1753987065.9313064
 
 
 def ns_file(mtime_ns: int) -> CacheFile:
-    return dataclasses.replace(make_file(FP), mtime_ns=mtime_ns)
+    return make_file(FP)._replace(mtime_ns=mtime_ns)
 
 
 IN_USE = (Action.TOUCH, Reason.INSTANCE)
