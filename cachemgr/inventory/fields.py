@@ -10,13 +10,13 @@ operator may dump full nova records.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from cachemgr.exceptions import InventoryUntrustworthy
 from cachemgr.inventory.model import BlockDevice, Instance, instance_name
 
 __all__ = [
     "block_device_from_fields",
-    "instance_arguments",
     "instance_from_fields",
     "show",
     "where_with_uuid",
@@ -25,19 +25,52 @@ __all__ = [
 # The longest repr of a bad value quoted in a message.
 _SHOW_LIMIT = 60
 
-# Nullable string fields of nova's Instance that cachemgr reads.
-_INSTANCE_STR_FIELDS = (
-    "host",
-    "image_ref",
-    "kernel_id",
-    "ramdisk_id",
-    "vm_state",
-    "task_state",
-    "os_type",
-)
 
-_BDM_STR_FIELDS = ("source_type", "destination_type", "guest_format")
-_BDM_INT_FIELDS = ("volume_size", "boot_index")
+class _FieldType(NamedTuple):
+    """The exact types a field's value may have, and the words for them.
+
+    Exact types (``type(value) in types``), not isinstance: JSON and object
+    primitives hold plain str, int and bool, and ``True`` is then no integer.
+    One set lookup per field: an inventory has tens of thousands of records.
+    """
+
+    types: frozenset[type]
+    expected: str
+
+
+_STRING = _FieldType(frozenset({str, type(None)}), "a string or null")
+_INTEGER = _FieldType(frozenset({int, type(None)}), "an integer or null")
+_BOOLEAN = _FieldType(frozenset({bool, type(None)}), "true, false or null")
+
+
+class _Schema:
+    """Some of a record's fields, in the order its class takes them."""
+
+    def __init__(self, *fields: tuple[str, _FieldType]) -> None:
+        self.fields = fields
+        self.keys = tuple(key for key, _ in fields)
+        self.allowed = tuple(field_type.types for _, field_type in fields)
+
+
+# The Instance fields but uuid and name.
+_INSTANCE_SCHEMA = _Schema(
+    ("host", _STRING),
+    ("id", _INTEGER),
+    ("image_ref", _STRING),
+    ("kernel_id", _STRING),
+    ("ramdisk_id", _STRING),
+    ("vm_state", _STRING),
+    ("task_state", _STRING),
+    ("os_type", _STRING),
+)
+_BDM_SCHEMA = _Schema(
+    ("source_type", _STRING),
+    ("destination_type", _STRING),
+    ("guest_format", _STRING),
+    ("volume_size", _INTEGER),
+    ("boot_index", _INTEGER),
+    ("no_device", _BOOLEAN),
+)
 
 
 def show(value: object) -> str:
@@ -77,19 +110,6 @@ def instance_from_fields(
             message names ``where``, the uuid when known, the field, what was
             expected and the value got.
     """
-    arguments = instance_arguments(fields, name_template=name_template, where=where)
-    return Instance(**arguments, block_devices=tuple(block_devices))
-
-
-def instance_arguments(
-    fields: Mapping[str, object], *, name_template: str, where: str
-) -> dict[str, object]:
-    """Instance's keyword arguments but ``block_devices``, from nova's fields.
-
-    For a reader that checks an instance's own fields before its block
-    devices: it builds the Instance once, where dataclasses.replace would
-    build it twice. Checks and messages are :func:`instance_from_fields`'s.
-    """
     _require_object(fields, where)
     if "uuid" not in fields:
         raise InventoryUntrustworthy(
@@ -99,9 +119,7 @@ def instance_arguments(
     if not isinstance(uuid, str) or not uuid:
         raise _field_error(where, "uuid", "a non-empty string", uuid)
     where = where_with_uuid(where, uuid)
-    instance_id = fields.get("id")
-    if not _is_optional_int(instance_id):
-        raise _field_error(where, "id", "an integer or null", instance_id)
+    host, instance_id, *images_and_states = _checked(fields, _INSTANCE_SCHEMA, where)
     name = fields.get("name")
     if name is None:
         if instance_id is None:
@@ -113,9 +131,9 @@ def instance_arguments(
         name = instance_name(name_template, fields)
     elif not isinstance(name, str) or not name:
         raise _field_error(where, "name", "a non-empty string", name)
-    arguments = _optional_strs(fields, _INSTANCE_STR_FIELDS, where)
-    arguments.update(uuid=uuid, name=name, id=instance_id)
-    return arguments
+    return Instance(
+        uuid, name, host, instance_id, *images_and_states, tuple(block_devices)
+    )
 
 
 def block_device_from_fields(
@@ -132,15 +150,22 @@ def block_device_from_fields(
             ``where``, the field, what was expected and the value got.
     """
     _require_object(fields, where)
-    strings = _optional_strs(fields, _BDM_STR_FIELDS, where)
-    ints = {key: fields.get(key) for key in _BDM_INT_FIELDS}
-    for key, value in ints.items():
-        if not _is_optional_int(value):
-            raise _field_error(where, key, "an integer or null", value)
-    no_device = fields.get("no_device")
-    if no_device is not None and not isinstance(no_device, bool):
-        raise _field_error(where, "no_device", "true, false or null", no_device)
-    return BlockDevice(no_device=bool(no_device), **strings, **ints)
+    (
+        source_type,
+        destination_type,
+        guest_format,
+        volume_size,
+        boot_index,
+        no_device,
+    ) = _checked(fields, _BDM_SCHEMA, where)
+    return BlockDevice(
+        source_type,
+        destination_type,
+        guest_format,
+        volume_size,
+        boot_index,
+        no_device=bool(no_device),
+    )
 
 
 def _require_object(fields: object, where: str) -> None:
@@ -151,24 +176,28 @@ def _require_object(fields: object, where: str) -> None:
         )
 
 
-def _optional_strs(
-    fields: Mapping[str, object], keys: Sequence[str], where: str
-) -> dict[str, object]:
-    """``{key: value}`` for ``keys``, each value checked to be a string or None.
+def _checked(fields: Mapping[str, object], schema: _Schema, where: str) -> list[object]:
+    """The values of ``schema``'s fields, in its order; absent ones are None.
 
-    One call for all of a record's strings, not one per field: an inventory
-    has tens of thousands of records.
+    Raises:
+        InventoryUntrustworthy: a value is not of its field's type.
     """
-    values = {key: fields.get(key) for key in keys}
-    for key, value in values.items():
-        if value is not None and not isinstance(value, str):
-            raise _field_error(where, key, "a string or null", value)
+    values = [fields.get(key) for key in schema.keys]
+    for value, allowed in zip(values, schema.allowed, strict=True):
+        if type(value) not in allowed:
+            raise _type_error(fields, schema, where)
     return values
 
 
-def _is_optional_int(value: object) -> bool:
-    # bool is an int subclass; true is not a size or an id.
-    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+def _type_error(
+    fields: Mapping[str, object], schema: _Schema, where: str
+) -> InventoryUntrustworthy:
+    """The error for the first field of ``schema`` whose value is mistyped."""
+    for key, field_type in schema.fields:
+        value = fields.get(key)
+        if type(value) not in field_type.types:
+            return _field_error(where, key, field_type.expected, value)
+    raise AssertionError(f"no field of {schema.keys} is mistyped")
 
 
 def _field_error(

@@ -8,7 +8,7 @@ mean the same thing.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["RESIZE_TASK_STATES", "BlockDevice", "Instance", "instance_name"]
 
@@ -19,9 +19,13 @@ RESIZE_TASK_STATES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class BlockDevice:
-    """The BlockDeviceMapping fields that decide swap and ephemeral files."""
+class BlockDevice(NamedTuple):
+    """The BlockDeviceMapping fields that decide swap and ephemeral files.
+
+    Instance and BlockDevice are NamedTuples, not frozen dataclasses: an
+    inventory builds tens of thousands of them, and a frozen dataclass takes
+    three times as long to build. Immutable all the same.
+    """
 
     source_type: str | None = None
     destination_type: str | None = None
@@ -50,8 +54,7 @@ class BlockDevice:
         return self.is_local_blank and self.guest_format != "swap"
 
 
-@dataclass(frozen=True, slots=True)
-class Instance:
+class Instance(NamedTuple):
     """One instance whose disks may live on this storage.
 
     ``name`` is nova's ``instance.name``: ``instance_name_template % id``

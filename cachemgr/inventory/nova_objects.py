@@ -16,7 +16,6 @@ The fields themselves are checked by :mod:`cachemgr.inventory.fields`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -112,9 +111,7 @@ def attach_block_devices(
     ignored.
     """
     return [
-        dataclasses.replace(
-            instance, block_devices=tuple(bdms_by_uuid.get(instance.uuid, ()))
-        )
+        instance._replace(block_devices=tuple(bdms_by_uuid.get(instance.uuid, ())))
         for instance in instances
     ]
 

@@ -29,7 +29,7 @@ from cachemgr.exceptions import (
 from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.fields import (
     block_device_from_fields,
-    instance_arguments,
+    instance_from_fields,
     show,
     where_with_uuid,
 )
@@ -125,12 +125,12 @@ class StaticInventory(Inventory):
             )
         # The instance's own fields first, so that a bad uuid is reported
         # before anything that would be located by it.
-        arguments = instance_arguments(
-            entry, name_template=self.name_template, where=where
+        instance = instance_from_fields(
+            entry, (), name_template=self.name_template, where=where
         )
-        where = where_with_uuid(where, entry["uuid"])
+        where = where_with_uuid(where, instance.uuid)
         devices = _block_devices(entry.get("block_device_mapping"), where)
-        return Instance(**arguments, block_devices=devices)
+        return instance._replace(block_devices=devices) if devices else instance
 
 
 class _RepeatedKeyError(ValueError):
