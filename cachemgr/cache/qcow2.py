@@ -9,8 +9,8 @@ guess, so a disk we cannot read keeps its backing file rather than freeing it.
 
 from __future__ import annotations
 
+import errno
 import os
-import stat
 import struct
 
 __all__ = ["Qcow2Error", "read_backing_file"]
@@ -29,6 +29,8 @@ _MAX_CLUSTER_BITS = 21
 # qemu refuses longer names ("Backing file name too long").
 _MAX_NAME_SIZE = 1023
 _OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+# What pread answers for a directory (EISDIR), a FIFO or a socket (ESPIPE).
+_NOT_A_FILE_ERRNOS = (errno.EISDIR, errno.ESPIPE)
 
 
 class Qcow2Error(ValueError):
@@ -41,23 +43,33 @@ def read_backing_file(path: str, *, dir_fd: int | None = None) -> str | None:
     any other format) or is qcow2 without a backing file.
 
     Never follows a symlink (``OSError`` ``ELOOP``) and never blocks on a FIFO.
+    A block device is read like a file, as qemu reads one.
 
     Raises:
-        Qcow2Error: a qcow2 file with a malformed header, or not a regular file.
+        Qcow2Error: a qcow2 file with a malformed header, or a directory,
+            FIFO or socket.
         OSError: the file cannot be opened or read.
     """
     fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Qcow2Error(f"{path}: not a regular file")
         return _read_backing_file(fd, path)
     finally:
         os.close(fd)
 
 
 def _read_backing_file(fd: int, path: str) -> str | None:
-    """Parse the header of an open regular file; see read_backing_file."""
-    head = os.pread(fd, _HEAD_SIZE, 0)
+    """Parse the header of an open file; see read_backing_file.
+
+    The kernel refuses to pread a directory, FIFO or socket; that refusal
+    is the file type check (an fstat per file would add a fifth of the
+    cost of reading 46,000 headers).
+    """
+    try:
+        head = os.pread(fd, _HEAD_SIZE, 0)
+    except OSError as exc:
+        if exc.errno in _NOT_A_FILE_ERRNOS:
+            raise Qcow2Error(f"{path}: not a regular file") from None
+        raise
     if head[: len(_MAGIC)] != _MAGIC:
         return None
     if len(head) < _HEADER.size:

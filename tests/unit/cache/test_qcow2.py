@@ -288,6 +288,10 @@ class TestReadBackingFile:
         with deadline(5), pytest.raises(Qcow2Error, match="not a regular file"):
             read_backing_file(str(fifo))
 
+    def test_device_is_read_like_a_file(self) -> None:
+        """A device is read as qemu reads one: /dev/null holds no qcow2 header."""
+        assert read_backing_file("/dev/null") is None
+
     def test_dir_fd(self, tmp_path: Path, base: Path) -> None:
         """A relative name is opened under dir_fd, not the working directory."""
         make_qcow2(tmp_path, "inst/disk", "../_base/abc")
