@@ -110,7 +110,7 @@ def run_pass(
         guard.check_inventory_trust(
             len(instances), disks.disk_count, settings.instances_path, settings.host
         )
-        open_files = scan.scan_open_files(frozenset(f.key for f in cache.files))
+        open_files = scan.scan_open_files(cache.files)
     if open_files.unreadable_processes:
         LOG.warning(
             "The open files of %d process(es) could not be read (%s); files "

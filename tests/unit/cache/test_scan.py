@@ -16,6 +16,7 @@ from cachemgr.cache import naming, qcow2
 from cachemgr.cache.scan import scan_cache_dir, scan_disks, scan_open_files
 from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
 from tests.deadline import deadline
+from tests.unit.cache.helpers import make_file
 
 QEMU_IMG = shutil.which("qemu-img") or "/usr/bin/qemu-img"
 needs_qemu_img = pytest.mark.skipif(
@@ -432,11 +433,9 @@ class TestScanOpenFiles:
     def test_held_file_names_its_holder(self, tmp_path: Path) -> None:
         """A file a child process holds open is found, naming the child's pid."""
         held = write(tmp_path / FP_A)
-        free = write(tmp_path / FP_B)
-        st_held, st_free = os.stat(held), os.stat(free)
-        keys = frozenset(
-            {(st_held.st_dev, st_held.st_ino), (st_free.st_dev, st_free.st_ino)}
-        )
+        write(tmp_path / FP_B)
+        files = scan_cache_dir(str(tmp_path)).files
+        st_held = os.stat(held)
         code = (
             "import sys, time; f = open(sys.argv[1]); print('ok', flush=True); "
             "time.sleep(60)"
@@ -447,7 +446,7 @@ class TestScanOpenFiles:
         try:
             assert child.stdout is not None
             assert child.stdout.readline().strip() == "ok"
-            holders = scan_open_files(keys).holders
+            holders = scan_open_files(files).holders
         finally:
             child.kill()
             child.wait()
@@ -456,13 +455,22 @@ class TestScanOpenFiles:
 
     def test_file_nobody_holds(self, tmp_path: Path) -> None:
         """A file no process has open is not reported."""
-        free = write(tmp_path / FP_B)
-        st = os.stat(free)
-        assert scan_open_files(frozenset({(st.st_dev, st.st_ino)})).holders == {}
+        write(tmp_path / FP_B)
+        assert scan_open_files(scan_cache_dir(str(tmp_path)).files).holders == {}
 
-    def test_no_keys(self) -> None:
+    def test_same_inode_on_another_device_is_not_held(self) -> None:
+        """A file is held only if both its device and its inode match."""
+        with open(__file__, "rb") as stream:
+            st = os.fstat(stream.fileno())
+            other_device = make_file(FP_A, dev=st.st_dev + 1, ino=st.st_ino)
+            same = make_file(FP_B, dev=st.st_dev, ino=st.st_ino)
+            holders = scan_open_files([other_device, same]).holders
+        assert list(holders) == [(st.st_dev, st.st_ino)]
+        assert f"pid {os.getpid()}" in holders[(st.st_dev, st.st_ino)]
+
+    def test_no_files(self) -> None:
         """Asking about no files finds none, though processes hold many."""
-        assert scan_open_files(frozenset()).holders == {}
+        assert scan_open_files(()).holders == {}
 
     def test_descriptors_that_cannot_be_followed_count_as_unreadable(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -481,7 +489,7 @@ class TestScanOpenFiles:
             return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(os, "stat", stat)
-        snapshot = scan_open_files(frozenset({(1, 2)}))
+        snapshot = scan_open_files([make_file(FP_A, dev=1, ino=2)])
         assert snapshot.unreadable_processes >= 1
         assert snapshot.holders == {}
         own = f"pid {os.getpid()} ("
