@@ -18,6 +18,7 @@ from cachemgr.inventory.model import BlockDevice, Instance, instance_name
 __all__ = [
     "block_device_from_fields",
     "instance_from_fields",
+    "instance_uuid",
     "show",
     "where_with_uuid",
 ]
@@ -110,14 +111,7 @@ def instance_from_fields(
             message names ``where``, the uuid when known, the field, what was
             expected and the value got.
     """
-    _require_object(fields, where)
-    if "uuid" not in fields:
-        raise InventoryUntrustworthy(
-            f"{where}: field 'uuid' is missing; it must be a non-empty string"
-        )
-    uuid = fields["uuid"]
-    if not isinstance(uuid, str) or not uuid:
-        raise _field_error(where, "uuid", "a non-empty string", uuid)
+    uuid = instance_uuid(fields, where)
     where = where_with_uuid(where, uuid)
     host, instance_id, *images_and_states = _checked(fields, _INSTANCE_SCHEMA, where)
     name = fields.get("name")
@@ -134,6 +128,24 @@ def instance_from_fields(
     return Instance(
         uuid, name, host, instance_id, *images_and_states, tuple(block_devices)
     )
+
+
+def instance_uuid(fields: Mapping[str, object], where: str) -> str:
+    """The checked ``uuid`` of nova's Instance fields, by which all else is located.
+
+    Raises:
+        InventoryUntrustworthy: ``fields`` is not an object, or its uuid is
+            missing or not a non-empty string.
+    """
+    _require_object(fields, where)
+    if "uuid" not in fields:
+        raise InventoryUntrustworthy(
+            f"{where}: field 'uuid' is missing; it must be a non-empty string"
+        )
+    uuid = fields["uuid"]
+    if not isinstance(uuid, str) or not uuid:
+        raise _field_error(where, "uuid", "a non-empty string", uuid)
+    return uuid
 
 
 def block_device_from_fields(

@@ -30,6 +30,7 @@ from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.fields import (
     block_device_from_fields,
     instance_from_fields,
+    instance_uuid,
     show,
     where_with_uuid,
 )
@@ -123,14 +124,14 @@ class StaticInventory(Inventory):
             raise InventoryUntrustworthy(
                 f"{where}: must be an object of nova fields, got {show(entry)}"
             )
-        # The instance's own fields first, so that a bad uuid is reported
-        # before anything that would be located by it.
-        instance = instance_from_fields(
-            entry, (), name_template=self.name_template, where=where
+        # The uuid first: the block devices' messages are located by it.
+        uuid = instance_uuid(entry, where)
+        devices = _block_devices(
+            entry.get("block_device_mapping"), where_with_uuid(where, uuid)
         )
-        where = where_with_uuid(where, instance.uuid)
-        devices = _block_devices(entry.get("block_device_mapping"), where)
-        return instance._replace(block_devices=devices) if devices else instance
+        return instance_from_fields(
+            entry, devices, name_template=self.name_template, where=where
+        )
 
 
 class _RepeatedKeyError(ValueError):
