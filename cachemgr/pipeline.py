@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cachemgr import guard, report
@@ -100,13 +101,8 @@ def run_pass(
     """
     timer = _StageTimer()
     with timer("gather"):
-        instances = _list_instances(settings, inventory, dry_run, clock())
+        instances, cache, disks = _gather(settings, inventory, dry_run, clock())
         used = usage.used_names(instances, settings.host, settings.ephemeral)
-        try:
-            cache = scan.scan_cache_dir(settings.cache_dir)
-            disks = scan.scan_disks(settings.instances_path, cache, settings.skip_dirs)
-        except OSError as exc:
-            raise GatherError(f"cannot scan {exc.filename}: {exc.strerror}") from exc
         guard.check_inventory_trust(
             len(instances), disks.disk_count, settings.instances_path, settings.host
         )
@@ -139,6 +135,43 @@ def run_pass(
     return PassReport(summary=summary, stage_seconds=dict(timer.seconds))
 
 
+def _gather(
+    settings: Settings, inventory: Inventory, dry_run: bool, now: float
+) -> tuple[tuple[Instance, ...], CacheSnapshot, DiskSnapshot]:
+    """The instances, the cache dir and the disks.
+
+    An inventory that waits on the network (nova-conductor's replies take
+    seconds at 20,000 instances) is read in another thread while the
+    storage is scanned; the two are independent snapshots either way. An
+    inventory failure is reported first, as when it is read first.
+    """
+    if not os.path.isdir(settings.instances_path):
+        raise GatherError(
+            f"[DEFAULT] instances_path = {settings.instances_path} is not a "
+            "directory (is the instance storage mounted?)"
+        )
+    if not inventory.waits_on_network:
+        instances = _list_instances(settings, inventory, dry_run, now)
+        return (instances, *_scan_storage(settings))
+    with ThreadPoolExecutor(1, thread_name_prefix="cachemgr-inventory") as pool:
+        listing = pool.submit(_list_instances, settings, inventory, dry_run, now)
+        try:
+            storage = _scan_storage(settings)
+        except GatherError:
+            listing.result()
+            raise
+        return (listing.result(), *storage)
+
+
+def _scan_storage(settings: Settings) -> tuple[CacheSnapshot, DiskSnapshot]:
+    try:
+        cache = scan.scan_cache_dir(settings.cache_dir)
+        disks = scan.scan_disks(settings.instances_path, cache, settings.skip_dirs)
+    except OSError as exc:
+        raise GatherError(f"cannot scan {exc.filename}: {exc.strerror}") from exc
+    return cache, disks
+
+
 def _list_instances(
     settings: Settings, inventory: Inventory, dry_run: bool, now: float
 ) -> tuple[Instance, ...]:
@@ -149,11 +182,6 @@ def _list_instances(
     host's base files; the registry's recent hosts are whose instances a
     shared-storage inventory must list.
     """
-    if not os.path.isdir(settings.instances_path):
-        raise GatherError(
-            f"[DEFAULT] instances_path = {settings.instances_path} is not a "
-            "directory (is the instance storage mounted?)"
-        )
     if not dry_run:
         registry.register_storage_use(settings.instances_path, settings.host, now)
     hosts = [settings.host]

@@ -27,6 +27,11 @@ class Inventory(abc.ABC):
     uses_storage_hosts: bool = False
     """Whether list_instances needs the hosts of nova's storage registry."""
 
+    waits_on_network: bool = False
+    """Whether list_instances mostly waits for replies, so a pass scans the
+    storage meanwhile (in another thread). A driver that mostly computes
+    (parsing a file) would only take the scan's turns at the GIL."""
+
     @classmethod
     @abc.abstractmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> Inventory:

@@ -25,6 +25,7 @@ class NovaInventory(Inventory):
     """Asks nova-conductor for the instances of the storage's hosts."""
 
     uses_storage_hosts = True
+    waits_on_network = True
 
     def __init__(
         self,
