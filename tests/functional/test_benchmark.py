@@ -65,6 +65,8 @@ def test_smallest_size_prints_every_figure(tmp_path: Path, broker_url: str) -> N
     assert summary and "files=200 " in summary.group(1), output
     assert figure(output, "nova_inventory_s") != "skipped"
     assert int(figure(output, "nova_max_reply_bytes")) > 0
+    for key in ("nova_pass_e2e_s", "nova_pass_gather_s"):
+        assert re.fullmatch(NUMBER, figure(output, key)), key
     assert len(re.findall(r"^target ", output, re.MULTILINE)) == 4
     tree = json.loads((kept / "n200-m40" / "tree.json").read_text())
     assert (tree["files"], tree["instances"]) == (200, 40)
