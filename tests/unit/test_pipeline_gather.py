@@ -48,6 +48,14 @@ def make_host(tmp_path: Path) -> Settings:
     return load_settings(conf)
 
 
+def make_disk_unscannable(tmp_path: Path) -> None:
+    """The instance's disk becomes a symlink loop: the disk scan fails (ELOOP)."""
+    disk_dir = tmp_path / "instances" / "uuid-1"
+    (disk_dir / "disk").unlink()
+    os.symlink("loop", disk_dir / "loop")
+    os.symlink(disk_dir / "loop", disk_dir / "disk")
+
+
 class SlowNetworkInventory(Inventory):
     """An inventory on the network that answers once the disks were scanned.
 
@@ -118,10 +126,7 @@ class TestNetworkInventoryOverlapsTheScan:
     ) -> None:
         """Both fail: the inventory's error is the one reported."""
         settings = make_host(tmp_path)
-        disk_dir = tmp_path / "instances" / "uuid-1"
-        (disk_dir / "disk").unlink()
-        os.symlink("loop", disk_dir / "loop")
-        os.symlink(disk_dir / "loop", disk_dir / "disk")
+        make_disk_unscannable(tmp_path)
         with pytest.raises(InventoryUnavailable, match="conductor gone"):
             run_pass(settings, SlowNetworkInventory(scanned, fail=True), dry_run=True)
 
@@ -130,10 +135,7 @@ class TestNetworkInventoryOverlapsTheScan:
     ) -> None:
         """The scan fails, the inventory answers: the pass fails, removing nothing."""
         settings = make_host(tmp_path)
-        disk_dir = tmp_path / "instances" / "uuid-1"
-        (disk_dir / "disk").unlink()
-        os.symlink("loop", disk_dir / "loop")
-        os.symlink(disk_dir / "loop", disk_dir / "disk")
+        make_disk_unscannable(tmp_path)
         with pytest.raises(GatherError, match="cannot scan"):
             run_pass(settings, SlowNetworkInventory(scanned), dry_run=False)
         assert sorted(os.listdir(settings.cache_dir)) == [IMAGE, UNUSED]
