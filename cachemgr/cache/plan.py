@@ -61,9 +61,9 @@ class Decision(NamedTuple):
     action: Action
     reason: Reason
     evidence: str
-    """What the reason rests on: the image's instances (INSTANCE), the disk
-    (BACKING_FILE), the process (OPEN_FILE), the minimum age that applied
-    (TOO_YOUNG, UNUSED)."""
+    """What the reason rests on, shared by many files: who uses it, in words
+    (INSTANCE), the disk (BACKING_FILE), the process (OPEN_FILE), the
+    minimum age that applied (TOO_YOUNG, UNUSED)."""
     now: float
     """When the plan was made, for the file's age."""
 
@@ -150,7 +150,8 @@ class _Decider:
         kind = file.kind
         now = self._now
         if kind is None:
-            return Decision(file, Action.KEEP, Reason.UNKNOWN_NAME, _UNKNOWN, now)
+            unknown = _NOT_A_CACHE_NAME
+            return Decision(file, Action.KEEP, Reason.UNKNOWN_NAME, unknown, now)
         limit = self._limits[kind]
         if kind is Kind.ORIGINAL or kind is Kind.RESIZED:
             fingerprint = file.name[:40]
@@ -181,7 +182,7 @@ class _Decider:
         return text
 
 
-_UNKNOWN = "not a cache file name"
+_NOT_A_CACHE_NAME = "not a cache file name"
 _UNUSED_DETAIL = "no instance, disk or process uses it"
 
 
