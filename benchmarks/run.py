@@ -48,8 +48,12 @@ from typing import TextIO
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
-    # The fake conductor and the nova fixtures live in the checkout's tests/.
+    # The fake conductor, the nova fixtures and the inventory entries' shape
+    # live in the checkout's tests/.
     sys.path.insert(0, REPO)
+
+from tests.fixtures import list_primitive, nova_fixture  # noqa: E402
+from tests.functional.hosts import blank_local_mapping  # noqa: E402
 
 DEFAULT_FILES = 100_000
 DEFAULT_INSTANCES = 20_000
@@ -180,16 +184,6 @@ def _new_file(path: str, mtime: float) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
     ns = int(mtime * 1e9)
     os.utime(path, ns=(ns, ns))
-
-
-def _blank(guest_format: str | None, size: int) -> dict[str, object]:
-    return {
-        "source_type": "blank",
-        "destination_type": "local",
-        "guest_format": guest_format,
-        "volume_size": size,
-        "boot_index": -1,
-    }
 
 
 def generate(root: str, files: int, instances: int, seed: int = SEED) -> Tree:
@@ -340,13 +334,13 @@ def _write_instances(
             name = rng.choice(ephemerals)
             path = os.path.join(directory, "disk.local")
             template.write(path, os.path.join(cache_dir, name))
-            bdms.append(_blank(None, int(name.split("_")[1])))
+            bdms.append(blank_local_mapping(None, int(name.split("_")[1])))
             disks += 1
         if rng.random() < 0.2:
             name = rng.choice(swaps)
             path = os.path.join(directory, "disk.swap")
             template.write(path, os.path.join(cache_dir, name))
-            bdms.append(_blank("swap", int(name.split("_")[1])))
+            bdms.append(blank_local_mapping("swap", int(name.split("_")[1])))
             disks += 1
         if rng.random() < 0.1:
             with open(os.path.join(directory, "disk.config"), "wb") as f:
@@ -600,8 +594,6 @@ def _instance_primitives(count: int, seed: int) -> tuple[list[dict], list[dict]]
     primitives, copies of nova 34's own (shared/fixtures/nova)."""
     import copy
 
-    from tests.fixtures import nova_fixture
-
     instance = nova_fixture("instance_list.json")["nova_object.data"]["objects"][-1]
     bdm = nova_fixture("bdm_list_by_uuid.json")["nova_object.data"]["objects"][0]
     rng = random.Random(seed)
@@ -675,22 +667,13 @@ class _IndexedConductor:
                 marker = kwargs.get("marker")
                 start = 0 if marker is None else position[marker] + 1
                 page = rows[start : start + (kwargs.get("limit") or len(rows))]
-                return self._list("InstanceList", "2.6", page)
+                return list_primitive("InstanceList", "2.6", page)
             if objmethod == "get_by_instance_uuids":
                 found = [b for u in args[0] for b in self.bdms_by_uuid.get(u, ())]
-                return self._list("BlockDeviceMappingList", "1.18", found)
+                return list_primitive("BlockDeviceMappingList", "1.18", found)
             raise NotImplementedError(f"{objname}.{objmethod}")
         finally:
             self.endpoint_seconds += time.perf_counter() - started
-
-    @staticmethod
-    def _list(name: str, version: str, objects: list[dict]) -> dict:
-        return {
-            "nova_object.name": name,
-            "nova_object.namespace": "nova",
-            "nova_object.version": version,
-            "nova_object.data": {"objects": objects},
-        }
 
     def _rows_for(self, hosts: tuple[str, ...]) -> tuple[list[dict], dict[str, int]]:
         if hosts not in self._rows:

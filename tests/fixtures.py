@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-__all__ = ["NOVA_FIXTURES", "nova_fixture"]
+__all__ = ["NOVA_FIXTURES", "list_primitive", "nova_fixture"]
 
 NOVA_FIXTURES = (
     pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "nova"
@@ -20,3 +20,14 @@ def nova_fixture(name: str) -> object:
     """The decoded JSON of one nova fixture, e.g. ``real_conductor/seed.json``."""
     with open(NOVA_FIXTURES / name, encoding="utf-8") as stream:
         return json.load(stream)
+
+
+def list_primitive(name: str, version: str, objects: list[dict]) -> dict:
+    """A list object primitive (InstanceList, BlockDeviceMappingList) of
+    ``objects``, as nova-conductor replies."""
+    return {
+        "nova_object.name": name,
+        "nova_object.namespace": "nova",
+        "nova_object.version": version,
+        "nova_object.data": {"objects": objects},
+    }

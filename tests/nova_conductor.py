@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import oslo_messaging
 from oslo_config import cfg
 
-from tests.fixtures import nova_fixture
+from tests.fixtures import list_primitive, nova_fixture
 
 __all__ = ["FakeConductor", "Forbidden", "MarkerNotFound", "Request", "serve"]
 
@@ -79,7 +79,7 @@ class FakeConductor:
             found = [
                 b for b in self.bdms if b["nova_object.data"]["instance_uuid"] in wanted
             ]
-            return _list("BlockDeviceMappingList", "1.18", found)
+            return list_primitive("BlockDeviceMappingList", "1.18", found)
         raise NotImplementedError(f"{objname}.{objmethod}")
 
     def _instance_page(self, filters: dict, kwargs: dict) -> dict:
@@ -98,20 +98,11 @@ class FakeConductor:
                 raise MarkerNotFound(f"Marker {marker} could not be found.")
             start = uuids.index(marker) + 1
         limit = kwargs.get("limit") or len(rows)
-        return _list("InstanceList", "2.6", rows[start : start + limit])
+        return list_primitive("InstanceList", "2.6", rows[start : start + limit])
 
 
 def _objects(primitive: object) -> list[dict]:
     return copy.deepcopy(primitive["nova_object.data"]["objects"])  # type: ignore[index]
-
-
-def _list(name: str, version: str, objects: list[dict]) -> dict:
-    return {
-        "nova_object.name": name,
-        "nova_object.namespace": "nova",
-        "nova_object.version": version,
-        "nova_object.data": {"objects": objects},
-    }
 
 
 def make_instance(index: int, host: str, image_ref: str) -> dict:

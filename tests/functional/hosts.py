@@ -31,6 +31,7 @@ __all__ = [
     "VFAT_EXT",
     "Host",
     "Run",
+    "blank_local_mapping",
     "fingerprint",
     "held_lock",
     "held_open",
@@ -168,9 +169,9 @@ class Host:
         uuid = str(fields.pop("uuid", uuid_module.uuid4()))
         devices = []
         if swap_mb is not None:
-            devices.append(_blank_local("swap", swap_mb))
+            devices.append(blank_local_mapping("swap", swap_mb))
         if ephemeral_gb is not None:
-            devices.append(_blank_local(None, ephemeral_gb))
+            devices.append(blank_local_mapping(None, ephemeral_gb))
         self.instances.append(
             {
                 "uuid": uuid,
@@ -305,7 +306,8 @@ class Host:
         return sum(os.lstat(self.base / n).st_blocks * 512 for n in names)
 
 
-def _blank_local(guest_format: str | None, size: int) -> dict[str, object]:
+def blank_local_mapping(guest_format: str | None, size: int) -> dict[str, object]:
+    """A static inventory's blank local block device: swap or ephemeral."""
     return {
         "source_type": "blank",
         "destination_type": "local",
