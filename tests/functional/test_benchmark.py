@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmark_output import NUMBER, figure
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "run.py"
-NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 FIGURES = (
     "floor_s",
     "process_start_s",
@@ -43,12 +44,6 @@ def run_benchmark(*args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def figure(output: str, key: str) -> str:
-    found = re.search(rf"^{key} +(\S+)", output, re.MULTILINE)
-    assert found, f"no {key} line in:\n{output}"
-    return found.group(1)
 
 
 @pytest.mark.broker

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmark_output import NUMBER, figure
+
 pytestmark = pytest.mark.real_nova
 
 REPO = Path(__file__).resolve().parents[2]
 NOVA_PYTHON = Path(os.environ.get("CACHEMGR_NOVA_VENV", "/opt/nova34-venv")) / (
     "bin/python"
 )
-NUMBER = r"[0-9]+(?:\.[0-9]+)?"
 
 if not NOVA_PYTHON.exists():
     _reason = (
@@ -51,12 +52,6 @@ def run_baseline(tree: Path, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def figure(output: str, key: str) -> str:
-    found = re.search(rf"^{key} +(\S+)", output, re.MULTILINE)
-    assert found, f"no {key} line in:\n{output}"
-    return found.group(1)
 
 
 @pytest.fixture(scope="module")
