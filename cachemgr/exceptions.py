@@ -7,6 +7,7 @@ __all__ = [
     "InventoryError",
     "InventoryUnavailable",
     "InventoryUntrustworthy",
+    "UntrustedStorage",
 ]
 
 
@@ -33,3 +34,8 @@ class InventoryUntrustworthy(InventoryError):
 
 class GatherError(CachemgrError):
     """The disk or cache could not be scanned: exit 1, nothing removed."""
+
+
+class UntrustedStorage(GatherError):
+    """The storage is not laid out as its owner's (DESIGN 1.8): a cache dir
+    of another owner; exit 1, nothing removed or refreshed."""

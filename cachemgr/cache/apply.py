@@ -12,7 +12,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable
 
-from cachemgr.cache import locks
+from cachemgr.cache import locks, safefs
 from cachemgr.cache.outcome import ApplyResult, Outcome, Result
 from cachemgr.cache.plan import Action, Decision
 from cachemgr.cache.snapshot import CacheSnapshot
@@ -37,55 +37,106 @@ def apply_plan(
     todo = [d for d in decisions if d.action is not Action.KEEP]
     if not todo:
         return ApplyResult(outcomes=())
-    dir_fd = os.open(cache.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    dir_fd, dir_stat = safefs.open_directory(cache.path, follow=True)
     try:
-        dir_stat = os.fstat(dir_fd)
         if (dir_stat.st_dev, dir_stat.st_ino) != cache.dir_key:
             detail = f"{cache.path} is not the directory that was scanned"
             return ApplyResult(tuple(Outcome(d, Result.CHANGED, detail) for d in todo))
-        outcomes = []
-        for decision in todo:
-            if stop_requested is not None and stop_requested():
-                break
-            if decision.action is Action.TOUCH:
-                outcomes.append(_touch(dir_fd, decision))
-            else:
-                outcomes.append(_remove(dir_fd, decision, lock_path, lock_wait_seconds))
+        with _Remover(dir_fd, lock_path, lock_wait_seconds) as remover:
+            outcomes = []
+            for decision in todo:
+                if stop_requested is not None and stop_requested():
+                    break
+                if decision.action is Action.TOUCH:
+                    outcomes.append(_touch(dir_fd, decision))
+                else:
+                    outcomes.append(remover.remove(decision))
         return ApplyResult(outcomes=tuple(outcomes))
     finally:
         os.close(dir_fd)
 
 
 def _touch(dir_fd: int, decision: Decision) -> Outcome:
-    """Set the file's times to now, as nova does for a base file in use."""
-    try:
-        os.utime(decision.file.name, dir_fd=dir_fd, follow_symlinks=False)
-    except OSError as exc:
-        return _failure(decision, exc)
-    return Outcome(decision, Result.DONE)
+    """Set the file's times to now, as nova does for a base file in use.
 
-
-def _remove(
-    dir_fd: int, decision: Decision, lock_path: str, lock_wait_seconds: float
-) -> Outcome:
-    """Unlink the file under nova's lock if it is still the one planned."""
+    Through a descriptor of the file itself, opened as DESIGN 1.8 says, and
+    only if it is still the file the scan saw.
+    """
     file = decision.file
     try:
-        with locks.external_lock(lock_path, file.name, lock_wait_seconds) as taken:
-            if not taken:
-                detail = f"nova's lock held by another process for {lock_wait_seconds}s"
-                return Outcome(decision, Result.LOCKED, detail)
-            st = os.stat(file.name, dir_fd=dir_fd, follow_symlinks=False)
-            if not stat.S_ISREG(st.st_mode):
-                return Outcome(decision, Result.CHANGED, "no longer a regular file")
-            if (st.st_dev, st.st_ino) != file.key:
-                return Outcome(decision, Result.CHANGED, "replaced since the scan")
-            if st.st_mtime_ns != file.mtime_ns:
-                return Outcome(decision, Result.CHANGED, "modified since the scan")
-            os.unlink(file.name, dir_fd=dir_fd)
+        fd, st = safefs.open_regular(file.name, dir_fd=dir_fd)
+    except safefs.NotRegularFile:
+        return Outcome(decision, Result.CHANGED, "no longer a regular file")
     except OSError as exc:
         return _failure(decision, exc)
+    try:
+        if (st.st_dev, st.st_ino) != file.key:
+            return Outcome(decision, Result.CHANGED, "replaced since the scan")
+        os.utime(fd)
+    except OSError as exc:
+        return _failure(decision, exc)
+    finally:
+        os.close(fd)
     return Outcome(decision, Result.DONE)
+
+
+class _Remover:
+    """Removes planned files under nova's locks, the locks dir opened once.
+
+    A locks dir that cannot be opened safely (a symlink planted in its
+    place) keeps every file of the pass; so does a lock file that cannot,
+    for its own file. Both are told as a lock that could not be taken.
+    """
+
+    def __init__(self, dir_fd: int, lock_path: str, lock_wait_seconds: float) -> None:
+        self._dir_fd = dir_fd
+        self._lock_path = lock_path
+        self._wait = lock_wait_seconds
+        self._locks: locks.LockDir | None = None
+        self._unusable: str | None = None
+
+    def __enter__(self) -> _Remover:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._locks is not None:
+            self._locks.close()
+
+    def remove(self, decision: Decision) -> Outcome:
+        """Unlink the file under nova's lock if it is still the one planned."""
+        try:
+            lock_dir = self._lock_dir()
+            if lock_dir is None:
+                return Outcome(decision, Result.LOCKED, str(self._unusable))
+            with lock_dir.lock(decision.file.name, self._wait) as taken:
+                if not taken:
+                    detail = f"nova's lock held by another process for {self._wait}s"
+                    return Outcome(decision, Result.LOCKED, detail)
+                return self._unlink_if_unchanged(decision)
+        except locks.UnsafeLockFile as exc:
+            return Outcome(decision, Result.LOCKED, str(exc))
+        except OSError as exc:
+            return _failure(decision, exc)
+
+    def _lock_dir(self) -> locks.LockDir | None:
+        if self._locks is None and self._unusable is None:
+            try:
+                self._locks = locks.LockDir(self._lock_path)
+            except locks.UnsafeLockFile as exc:
+                self._unusable = str(exc)
+        return self._locks
+
+    def _unlink_if_unchanged(self, decision: Decision) -> Outcome:
+        file = decision.file
+        st = os.stat(file.name, dir_fd=self._dir_fd, follow_symlinks=False)
+        if not stat.S_ISREG(st.st_mode):
+            return Outcome(decision, Result.CHANGED, "no longer a regular file")
+        if (st.st_dev, st.st_ino) != file.key:
+            return Outcome(decision, Result.CHANGED, "replaced since the scan")
+        if st.st_mtime_ns != file.mtime_ns:
+            return Outcome(decision, Result.CHANGED, "modified since the scan")
+        os.unlink(file.name, dir_fd=self._dir_fd)
+        return Outcome(decision, Result.DONE)
 
 
 def _failure(decision: Decision, exc: OSError) -> Outcome:

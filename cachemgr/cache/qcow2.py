@@ -9,11 +9,12 @@ guess, so a disk we cannot read keeps its backing file rather than freeing it.
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
 
-__all__ = ["Qcow2Error", "read_backing_file"]
+from cachemgr.cache import safefs
+
+__all__ = ["Qcow2Error", "read_backing_file", "read_backing_name"]
 
 _MAGIC = b"QFI\xfb"
 _VERSIONS = (2, 3)
@@ -28,48 +29,38 @@ _MIN_CLUSTER_BITS = 9
 _MAX_CLUSTER_BITS = 21
 # qemu refuses longer names ("Backing file name too long").
 _MAX_NAME_SIZE = 1023
-_OPEN_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
-# What pread answers for a directory (EISDIR), a FIFO or a socket (ESPIPE).
-_NOT_A_FILE_ERRNOS = (errno.EISDIR, errno.ESPIPE)
 
 
 class Qcow2Error(ValueError):
     """A file with the qcow2 magic whose header cannot be believed."""
 
 
-def read_backing_file(path: str, *, dir_fd: int | None = None) -> str | None:
-    """The backing file name stored in a qcow2 header, exactly as stored (it may be
-    relative to the disk's directory), or None when the file is not qcow2 (raw, empty,
-    any other format) or is qcow2 without a backing file.
+def read_backing_file(path: str, *, dir_fd: int | None = None) -> bytes | None:
+    """The backing file name stored in a qcow2 header, as qemu reads it.
 
-    Never follows a symlink (``OSError`` ``ELOOP``) and never blocks on a FIFO.
-    A block device is read like a file, as qemu reads one.
+    The name is the header field's bytes up to the first NUL (qemu reads it
+    as a C string), not necessarily UTF-8, and may be relative to the disk's
+    directory. None when the file is not qcow2 (raw, empty, any other
+    format) or is qcow2 without a backing file.
+
+    Opened as DESIGN 1.8 says: never through a symlink, never blocking, and
+    only a regular file is read.
 
     Raises:
-        Qcow2Error: a qcow2 file with a malformed header, or a directory,
-            FIFO or socket.
+        Qcow2Error: a qcow2 file with a malformed header.
+        safefs.NotRegularFile: a symlink, directory, FIFO, socket or device.
         OSError: the file cannot be opened or read.
     """
-    fd = os.open(path, _OPEN_FLAGS, dir_fd=dir_fd)
+    fd, _ = safefs.open_regular(path, dir_fd=dir_fd)
     try:
-        return _read_backing_file(fd, path)
+        return read_backing_name(fd, path)
     finally:
         os.close(fd)
 
 
-def _read_backing_file(fd: int, path: str) -> str | None:
-    """Parse the header of an open file; see read_backing_file.
-
-    The kernel refuses to pread a directory, FIFO or socket; that refusal
-    is the file type check (an fstat per file would add a fifth of the
-    cost of reading 46,000 headers).
-    """
-    try:
-        head = os.pread(fd, _HEAD_SIZE, 0)
-    except OSError as exc:
-        if exc.errno in _NOT_A_FILE_ERRNOS:
-            raise Qcow2Error(f"{path}: not a regular file") from None
-        raise
+def read_backing_name(fd: int, path: str) -> bytes | None:
+    """Parse the header of an open regular file; see read_backing_file."""
+    head = os.pread(fd, _HEAD_SIZE, 0)
     if head[: len(_MAGIC)] != _MAGIC:
         return None
     if len(head) < _HEADER.size:
@@ -99,14 +90,9 @@ def _read_backing_file(fd: int, path: str) -> str | None:
         raise Qcow2Error(
             f"{path}: backing file name truncated at {len(name)} of {size} bytes"
         )
-    if b"\0" in name:
-        raise Qcow2Error(f"{path}: backing file name {name!r} contains a NUL byte")
-    try:
-        return name.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Qcow2Error(
-            f"{path}: backing file name {name!r} is not valid UTF-8"
-        ) from None
+    # qemu copies the field into a C string: whatever follows a NUL is
+    # invisible to it, and an empty name is no backing file.
+    return name.split(b"\0", 1)[0] or None
 
 
 def _read_name(fd: int, head: bytes, offset: int, size: int) -> bytes:

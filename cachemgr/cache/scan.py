@@ -9,15 +9,16 @@ as a problem and the sweep goes on.
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import logging
 import os
+import pwd
 import stat
 from collections.abc import Iterator, Sequence
 
 import psutil
 
-from cachemgr.cache import naming, qcow2
+from cachemgr.cache import naming, qcow2, safefs
 from cachemgr.cache.snapshot import (
     CacheFile,
     CacheSnapshot,
@@ -26,6 +27,7 @@ from cachemgr.cache.snapshot import (
     FileKey,
     OpenFiles,
 )
+from cachemgr.exceptions import GatherError, UntrustedStorage
 
 __all__ = [
     "is_disk_name",
@@ -40,7 +42,7 @@ LOG = logging.getLogger(__name__)
 _UNREADABLE_EXAMPLES = 5
 
 
-def scan_cache_dir(path: str) -> CacheSnapshot:
+def scan_cache_dir(path: str, instances_path: str | None = None) -> CacheSnapshot:
     """lstat every entry of the cache dir once; symlinks are never followed.
 
     A missing cache dir is an empty cache (nova has downloaded nothing yet).
@@ -48,11 +50,17 @@ def scan_cache_dir(path: str) -> CacheSnapshot:
     ``dir_key`` is the directory that was listed, and each lstat skips the
     walk of the whole path (7% of the scan's time at 100,000 files).
 
+    The cache dir may be a symlink, but what it resolves to must belong to
+    the owner of ``instances_path`` (by default the cache dir's parent):
+    otherwise whoever planted the link would choose what root removes and
+    touches (DESIGN 1.8).
+
     Raises:
+        UntrustedStorage: the cache dir belongs to someone else.
         OSError: the dir or an entry cannot be read; ``filename`` is its path.
     """
     try:
-        dir_fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dir_fd, dir_stat = safefs.open_directory(path, follow=True)
     except FileNotFoundError:
         return CacheSnapshot(path=path, dir_key=None, files=())
     files: list[CacheFile] = []
@@ -60,7 +68,7 @@ def scan_cache_dir(path: str) -> CacheSnapshot:
     # Names bound locally: this loop runs once per cache file.
     classify, is_regular, lstat = naming.classify, stat.S_ISREG, os.lstat
     try:
-        dir_stat = os.fstat(dir_fd)
+        _check_owner(path, dir_stat, instances_path or os.path.dirname(path))
         try:
             names = os.listdir(dir_fd)
         except OSError as exc:
@@ -98,6 +106,27 @@ def scan_cache_dir(path: str) -> CacheSnapshot:
     )
 
 
+def _check_owner(path: str, dir_stat: os.stat_result, instances_path: str) -> None:
+    owner = os.stat(instances_path).st_uid
+    if dir_stat.st_uid == owner:
+        return
+    real = os.path.realpath(path)
+    shown = path if real == path else f"{path} (resolved: {real})"
+    raise UntrustedStorage(
+        f"the cache dir {shown} belongs to {_user(dir_stat.st_uid)}, not to "
+        f"{_user(owner)}, the owner of instances_path {instances_path}: nothing "
+        "is removed or refreshed there; check who replaced it (a symlink in "
+        "place of the cache dir?) and give it back to nova's user"
+    )
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return f"uid {uid}"
+
+
 def is_disk_name(name: str) -> bool:
     """``disk`` or ``disk.<x>``, but not nova's ``disk.info`` (DESIGN 1.6)."""
     return name == "disk" or (name.startswith("disk.") and name != "disk.info")
@@ -110,18 +139,22 @@ def scan_disks(
 
     Every directory directly under instances_path is swept, not only the
     ones the inventory names: a disk the inventory forgot still protects
-    its base file. Symlinked instance dirs and disks are followed (reading
-    more only keeps more). Chains are followed while they stay in the cache
-    dir.
+    its base file. Symlinked instance dirs are followed, and a symlinked
+    disk is read when it leads to a regular file (reading more only keeps
+    more). Every ``disk*`` entry that is not a directory counts as a disk,
+    whatever its type, for the empty-inventory guard. Chains are followed
+    while they stay in the cache dir.
 
     Raises:
+        GatherError: the cache dir was replaced since it was scanned.
         OSError: instances_path, an instance dir or a disk cannot be read.
     """
-    resolver = _BackingResolver(cache)
-    disk_count = 0
-    for disk_path in _disk_paths(instances_path, skip_dirs):
-        disk_count += 1
-        resolver.mark_chain(disk_path)
+    with _opened_cache_dir(cache) as cache_fd:
+        resolver = _BackingResolver(cache, cache_fd)
+        disk_count = 0
+        for entry in _disk_entries(instances_path, skip_dirs):
+            disk_count += 1
+            resolver.mark_disk(entry)
     return DiskSnapshot(
         disk_count=disk_count,
         backing=dict(resolver.backing),
@@ -129,36 +162,59 @@ def scan_disks(
     )
 
 
-def _disk_paths(instances_path: str, skip_dirs: frozenset[str]) -> Iterator[str]:
-    """Paths of the ``disk*`` files (regular, or links to one) one level down."""
+@contextlib.contextmanager
+def _opened_cache_dir(cache: CacheSnapshot) -> Iterator[int | None]:
+    """The scanned cache dir, for reading chains relative to it; None if missing."""
+    if cache.dir_key is None:
+        yield None
+        return
+    fd, st = safefs.open_directory(cache.path, follow=True)
+    try:
+        if (st.st_dev, st.st_ino) != cache.dir_key:
+            raise GatherError(
+                f"the cache dir {cache.path} was replaced during the scan; "
+                "nothing is removed this pass"
+            )
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _disk_entries(
+    instances_path: str, skip_dirs: frozenset[str]
+) -> Iterator[os.DirEntry[str]]:
+    """The ``disk*`` entries one level down that are not directories."""
     with os.scandir(instances_path) as top:
         subdirs = [e.path for e in top if e.name not in skip_dirs and e.is_dir()]
     for subdir in subdirs:
         try:
             with os.scandir(subdir) as entries:
-                paths = [
-                    e.path for e in entries if is_disk_name(e.name) and e.is_file()
+                found = [
+                    e
+                    for e in entries
+                    if is_disk_name(e.name) and not e.is_dir(follow_symlinks=False)
                 ]
         except FileNotFoundError:
             continue
-        yield from paths
+        yield from found
 
 
 class _BackingResolver:
-    """Maps backing file paths to cache file names; one header read per file.
+    """Maps backing file names to cache file names; one header read per file.
 
     Within one pass it remembers what each backing path resolved to: on a
     shared storage thousands of disks name the same base file.
     """
 
-    def __init__(self, cache: CacheSnapshot) -> None:
+    def __init__(self, cache: CacheSnapshot, cache_fd: int | None) -> None:
         self._cache = cache
+        self._cache_fd = cache_fd
         self._cache_dir = os.path.realpath(cache.path)
         self._names = {f.name for f in cache.files}
         self._by_key: dict[FileKey, str] | None = None
         self._realdirs: dict[str, str] = {}
-        self._name_of_path: dict[str, str | None] = {}
-        self._parent_of: dict[str, str | None] = {}
+        self._names_of_path: dict[str, tuple[str, ...]] = {}
+        self._parents_of: dict[str, tuple[str, ...]] = {}
         self.backing: dict[str, str] = {}
         self.problems: list[DiskProblem] = []
 
@@ -166,49 +222,103 @@ class _BackingResolver:
         LOG.warning("Disk %s: %s; its backing file, if any, is unknown", path, reason)
         self.problems.append(DiskProblem(path, reason))
 
-    def mark_chain(self, disk_path: str) -> None:
+    def mark_disk(self, entry: os.DirEntry[str]) -> None:
         """Mark every cache file on the disk's backing chain as used by it."""
-        name = self._cache_name(self._read_backing(disk_path))
-        while name is not None and name not in self.backing:
-            self.backing[name] = disk_path
-            if name not in self._parent_of:
-                parent = self._read_backing(os.path.join(self._cache_dir, name))
-                self._parent_of[name] = self._cache_name(parent)
-            name = self._parent_of[name]
+        todo = list(
+            self._backing_names(self._read_disk(entry), os.path.dirname(entry.path))
+        )
+        while todo:
+            name = todo.pop()
+            if name in self.backing:
+                continue
+            self.backing[name] = entry.path
+            if name not in self._parents_of:
+                parent = self._read_cache_file(name)
+                self._parents_of[name] = self._backing_names(parent, self._cache.path)
+            todo.extend(self._parents_of[name])
 
-    def _read_backing(self, path: str) -> str | None:
-        """The backing file of ``path`` as an absolute path, or None.
+    def _read_disk(self, entry: os.DirEntry[str]) -> bytes | None:
+        """A disk's backing name; None when it has none or is unusable.
 
-        A relative backing name is relative to the directory ``path`` is in,
-        as qemu resolves it, even when ``path`` is a symlink.
+        A symlink is read only once its target is known to be a regular file
+        (safefs.open_through_link); a FIFO, device or socket is never opened.
         """
+        path = entry.path
         try:
-            backing = _read_backing_file(path)
+            if entry.is_symlink():
+                fd, _ = safefs.open_through_link(path)
+            elif entry.is_file(follow_symlinks=False):
+                fd, _ = safefs.open_regular(path)
+            else:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                raise safefs.NotRegularFile(safefs.describe_type(mode), path)
+        except safefs.NotRegularFile as exc:
+            self.problem(path, exc.strerror)
+            return None
+        except FileNotFoundError:
+            # Removed since the listing, or a dangling link: nothing to read.
+            return None
+        try:
+            return qcow2.read_backing_name(fd, path)
         except qcow2.Qcow2Error as exc:
             self.problem(path, str(exc))
             return None
+        finally:
+            os.close(fd)
+
+    def _read_cache_file(self, name: str) -> bytes | None:
+        """The backing name of a cache file, read relative to the scanned dir."""
+        path = os.path.join(self._cache.path, name)
+        try:
+            return qcow2.read_backing_file(name, dir_fd=self._cache_fd)
+        except qcow2.Qcow2Error as exc:
+            self.problem(path, str(exc))
+            return None
+        except safefs.NotRegularFile as exc:
+            # Replaced since the cache scan (a symlink, a FIFO): not followed.
+            self.problem(path, exc.strerror)
+            return None
         except FileNotFoundError:
             return None
-        if backing is None or backing.startswith("/"):
-            return backing
-        return os.path.join(os.path.dirname(path), backing)
 
-    def _cache_name(self, path: str | None) -> str | None:
-        """The cache file ``path`` names, by directory or by inode, or None."""
-        if path is None:
-            return None
+    def _backing_names(self, raw: bytes | None, base_dir: str) -> tuple[str, ...]:
+        """The cache files a backing name may mean; see _resolve."""
+        if raw is None:
+            return ()
+        name = os.fsdecode(raw)
+        path = name if name.startswith("/") else os.path.join(base_dir, name)
         try:
-            return self._name_of_path[path]
+            return self._names_of_path[path]
         except KeyError:
-            name = self._name_of_path[path] = self._resolve(path)
-            return name
+            found = self._names_of_path[path] = self._resolve(path)
+            return found
 
-    def _resolve(self, path: str) -> str | None:
-        dirname, name = os.path.split(os.path.normpath(path))
+    def _resolve(self, path: str) -> tuple[str, ...]:
+        """The cache files ``path`` names: by path, else by inode; and by basename.
+
+        (a) As the kernel resolves it: the directory with its symlinks and
+        ``..`` resolved in order (never lexically first), then the last
+        component. (b) By (st_dev, st_ino), for a path that reaches a cache
+        file some other way (a hard link, another mount of the storage).
+        (c) By the last component, as nova does, whatever directory the
+        header names: nova-compute in a container or another mount point of
+        a shared storage writes its own paths. Keeping more is the safe side.
+        """
+        dirname, name = os.path.split(path)
         if dirname not in self._realdirs:
             self._realdirs[dirname] = os.path.realpath(dirname)
+        found: list[str] = []
         if self._realdirs[dirname] == self._cache_dir and name in self._names:
-            return name
+            found.append(name)
+        else:
+            by_inode = self._by_inode(path)
+            if by_inode is not None:
+                found.append(by_inode)
+        if name in self._names and name not in found:
+            found.append(name)
+        return tuple(found)
+
+    def _by_inode(self, path: str) -> str | None:
         try:
             st = os.stat(path)
         except OSError:
@@ -217,21 +327,6 @@ class _BackingResolver:
             # Only a backing path outside the cache dir needs the inode map.
             self._by_key = {f.key: f.name for f in self._cache.files}
         return self._by_key.get((st.st_dev, st.st_ino))
-
-
-def _read_backing_file(path: str) -> str | None:
-    """qcow2.read_backing_file of ``path``, following it if it is a symlink.
-
-    Only a symlink is resolved (its open fails with ELOOP under O_NOFOLLOW):
-    realpath on every disk would lstat each component of each path, the
-    largest cost of a scan of 20,000 disks.
-    """
-    try:
-        return qcow2.read_backing_file(path)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-    return qcow2.read_backing_file(os.path.realpath(path))
 
 
 def scan_open_files(files: Sequence[CacheFile]) -> OpenFiles:

@@ -11,13 +11,14 @@ a crash never leaves a truncated registry.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
+import math
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
-from cachemgr.cache import locks
+from cachemgr.cache import locks, safefs
 from cachemgr.exceptions import InventoryUnavailable
 
 __all__ = [
@@ -35,6 +36,11 @@ RECENT_SECONDS = 24 * 3600
 _LOCK_NAME = "storage-registry-lock"
 # nova holds the registry lock only to read or rewrite a small file.
 LOCK_WAIT_SECONDS = 10.0
+# nova writes about 40 bytes a host; a larger file is not nova's.
+_MAX_BYTES = 16 * 1024 * 1024
+# A full file system or quota, or a read-only mount: the pass goes on, as
+# removing unused base files is what frees the space (DESIGN 1.8).
+_NO_ROOM_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 def storage_users(
@@ -49,16 +55,18 @@ def storage_users(
 
     ``locked=False`` (a dry run, which must not create lock files) reads
     without nova's lock, and may see a registry nova is rewriting as empty.
+    So does a pass whose registry lock file cannot be opened safely, with a
+    WARNING.
 
     Raises:
         InventoryUnavailable: the registry's lock stayed held or the file
             could not be read.
     """
-    if locked:
-        with _registry_lock(instances_path, lock_wait_seconds):
-            seen = _read(instances_path)
-    else:
-        seen = _read(instances_path)
+    with (
+        _storage_dir(instances_path) as dir_fd,
+        _registry_lock(instances_path, lock_wait_seconds, locked),
+    ):
+        seen, _model = _read(dir_fd, instances_path)
     others = sorted(
         name
         for name, when in seen.items()
@@ -77,105 +85,165 @@ def register_storage_use(
     """Record that ``host`` uses this storage now, as nova-compute does.
 
     Without it, cachemgr on another host of the storage would not ask for
-    this host's instances and could remove their base files.
+    this host's instances and could remove their base files. A full or
+    read-only file system, or a registry lock file that cannot be opened
+    safely, leaves the registry as it is, with a WARNING.
 
     Raises:
         InventoryUnavailable: the registry could not be locked or written.
     """
     path = os.path.join(instances_path, REGISTRY_FILE_NAME)
-    with _registry_lock(instances_path, lock_wait_seconds):
-        seen = dict(_read(instances_path))
+    with (
+        _storage_dir(instances_path) as dir_fd,
+        _registry_lock(instances_path, lock_wait_seconds, True) as locked,
+    ):
+        if not locked:
+            LOG.warning("This host is not recorded in %s this pass", path)
+            return
+        seen, model = _read(dir_fd, instances_path)
         seen[host] = now
         try:
-            _write_atomically(path, seen)
+            safefs.replace_file(
+                dir_fd,
+                REGISTRY_FILE_NAME,
+                json.dumps(seen).encode(),
+                mode=0o644 if model is None else model.st_mode & 0o777,
+                model=os.fstat(dir_fd) if model is None else model,
+            )
         except OSError as exc:
-            raise InventoryUnavailable(
-                f"cannot record this host in {path}: {exc.strerror}"
-            ) from exc
+            if exc.errno not in _NO_ROOM_ERRNOS:
+                raise InventoryUnavailable(
+                    f"cannot record this host in {path}: {exc.strerror}"
+                ) from exc
+            LOG.warning(
+                "Cannot record this host in %s: %s; the pass goes on, as "
+                "removing unused files frees space",
+                path,
+                exc.strerror,
+            )
 
 
 @contextlib.contextmanager
-def _registry_lock(instances_path: str, wait_seconds: float) -> Iterator[None]:
-    lock_path = os.path.join(instances_path, locks.LOCKS_DIR_NAME)
+def _storage_dir(instances_path: str) -> Iterator[int]:
+    try:
+        fd, _ = safefs.open_directory(instances_path, follow=True)
+    except OSError as exc:
+        raise InventoryUnavailable(
+            f"cannot open {instances_path}: {exc.strerror}"
+        ) from exc
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _registry_lock(
+    instances_path: str, wait_seconds: float, wanted: bool
+) -> Iterator[bool]:
+    """nova's registry lock for the block, if ``wanted``; yield whether it is held."""
     with contextlib.ExitStack() as stack:
-        try:
-            taken = stack.enter_context(
-                locks.external_lock(lock_path, _LOCK_NAME, wait_seconds)
-            )
-        except OSError as exc:
-            raise InventoryUnavailable(
-                f"cannot lock the storage registry in {instances_path}: "
-                f"{exc.strerror} ({exc.filename})"
-            ) from exc
-        if not taken:
-            raise InventoryUnavailable(
-                f"{lock_path}/{locks.LOCK_FILE_PREFIX}{_LOCK_NAME} stayed held "
-                f"for {wait_seconds}s; the storage registry cannot be used"
-            )
-        yield
+        yield wanted and _take_registry_lock(stack, instances_path, wait_seconds)
 
 
-def _read(instances_path: str) -> Mapping[str, float]:
-    """The registry; a missing one is empty, a corrupt one is reported and empty."""
+def _take_registry_lock(
+    stack: contextlib.ExitStack, instances_path: str, wait_seconds: float
+) -> bool:
+    """Enter nova's registry lock on ``stack``; False if its file is unsafe.
+
+    A lock file that cannot be opened safely (DESIGN 1.8) is not used: the
+    caller goes on unlocked, after a WARNING naming it.
+
+    Raises:
+        InventoryUnavailable: the lock stayed held or cannot be opened.
+    """
+    lock_path = os.path.join(instances_path, locks.LOCKS_DIR_NAME)
+    try:
+        taken = stack.enter_context(
+            locks.external_lock(lock_path, _LOCK_NAME, wait_seconds)
+        )
+    except locks.UnsafeLockFile as exc:
+        LOG.warning(
+            "The storage registry lock is not used: %s; the registry is read "
+            "without it",
+            exc,
+        )
+        return False
+    except OSError as exc:
+        raise InventoryUnavailable(
+            f"cannot lock the storage registry in {instances_path}: "
+            f"{exc.strerror} ({exc.filename})"
+        ) from exc
+    if not taken:
+        raise InventoryUnavailable(
+            f"{lock_path}/{locks.LOCK_FILE_PREFIX}{_LOCK_NAME} stayed held "
+            f"for {wait_seconds}s; the storage registry cannot be used"
+        )
+    return True
+
+
+def _read(
+    dir_fd: int, instances_path: str
+) -> tuple[dict[str, float], os.stat_result | None]:
+    """The registry and the file's fstat; a missing one is empty.
+
+    One that is not a regular file (a symlink, a FIFO), too large or not
+    nova's JSON is reported and treated as naming no other host.
+
+    Raises:
+        InventoryUnavailable: it exists but cannot be read.
+    """
     path = os.path.join(instances_path, REGISTRY_FILE_NAME)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        fd, st = safefs.open_regular(REGISTRY_FILE_NAME, dir_fd=dir_fd)
     except FileNotFoundError:
-        return {}
+        return {}, None
+    except safefs.NotRegularFile as exc:
+        LOG.warning(
+            "%s is %s: not read, treating it as naming no other host", path, exc.what
+        )
+        return {}, None
     except OSError as exc:
         raise InventoryUnavailable(f"cannot read {path}: {exc.strerror}") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        LOG.warning(
-            "Cannot decode %s (%s): treating it as naming no other host", path, exc
-        )
-        return {}
-    if not isinstance(data, dict):
-        LOG.warning(
-            "%s is not a JSON object: treating it as naming no other host", path
-        )
-        return {}
-    return {
-        str(name): float(when)
-        for name, when in data.items()
-        if isinstance(when, (int, float)) and not isinstance(when, bool)
-    }
+    with os.fdopen(fd, "rb") as stream:
+        try:
+            data = stream.read(_MAX_BYTES + 1)
+        except OSError as exc:
+            raise InventoryUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+    return _decode(data, path), st
 
 
-def _write_atomically(path: str, seen: Mapping[str, float]) -> None:
-    """Replace ``path`` whole, keeping the owner and mode nova-compute needs."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".compute_nodes.", dir=directory)
+def _decode(data: bytes, path: str) -> dict[str, float]:
+    """nova's ``{host: epoch seconds}``; entries of any other shape are ignored."""
+    if len(data) > _MAX_BYTES:
+        reason = f"larger than {_MAX_BYTES} bytes"
+    else:
+        try:
+            document = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            # ValueError covers bad JSON, bad UTF-8 and integers too long to
+            # convert; RecursionError, nesting too deep.
+            reason = f"not JSON: {exc}"
+        else:
+            if isinstance(document, dict):
+                return {
+                    name: float(when)
+                    for name, when in document.items()
+                    if _is_entry(name, when)
+                }
+            reason = "not a JSON object"
+    LOG.warning(
+        "Cannot decode %s (%s): treating it as naming no other host", path, reason
+    )
+    return {}
+
+
+def _is_entry(name: str, when: object) -> bool:
+    """A host name (valid text) and a finite time in seconds."""
+    if isinstance(when, bool) or not isinstance(when, (int, float)):
+        return False
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(seen, f)
-            f.flush()
-            _copy_owner_and_mode(path, directory, f.fileno())
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _copy_owner_and_mode(path: str, directory: str, fd: int) -> None:
-    """The old file's owner and mode, else 0644 and the directory's owner.
-
-    mkstemp makes a 0600 file owned by us; nova-compute, running as its own
-    user, must still be able to read and rewrite the registry.
-    """
-    try:
-        model = os.stat(path)
-        mode = model.st_mode & 0o777
-    except FileNotFoundError:
-        model = os.stat(directory)
-        mode = 0o644
-    os.fchmod(fd, mode)
-    if os.geteuid() == 0:
-        os.fchown(fd, model.st_uid, model.st_gid)
+        name.encode()
+        return math.isfinite(float(when))
+    except (UnicodeEncodeError, OverflowError):
+        return False

@@ -248,7 +248,7 @@ class TestScanDisks:
         make_qcow2(base / FP_B)
         make_qcow2(base / FP_A, FP_B, fmt="qcow2")
         rebase_unsafe(base / FP_B, FP_A)
-        assert qcow2.read_backing_file(str(base / FP_B)) == FP_A
+        assert qcow2.read_backing_file(str(base / FP_B)) == FP_A.encode()
         disk = make_qcow2(
             instances / "uuid-1" / "disk", str(base / FP_A), "qcow2", unsafe=True
         )
@@ -260,7 +260,7 @@ class TestScanDisks:
         base = instances / "_base"
         make_qcow2(base / FP_A)
         rebase_unsafe(base / FP_A, FP_A)
-        assert qcow2.read_backing_file(str(base / FP_A)) == FP_A
+        assert qcow2.read_backing_file(str(base / FP_A)) == FP_A.encode()
         disk = make_qcow2(
             instances / "uuid-1" / "disk", str(base / FP_A), "qcow2", unsafe=True
         )
@@ -283,15 +283,19 @@ class TestScanDisks:
         disk = make_qcow2(instances / "uuid-1" / "disk", str(tmp_path / "copy"))
         assert scan(instances).backing == {FP_A: str(disk)}
 
-    def test_backing_outside_the_cache_marks_nothing(
+    def test_backing_named_by_another_directory_marks_by_name(
         self, instances: Path, tmp_path: Path
     ) -> None:
-        """A backing file outside the cache, of the same name, marks nothing."""
+        """A backing file elsewhere with a cache file's name marks it, as nova does.
+
+        nova-compute in a container, or another mount point of a shared
+        storage, writes its own path to the same cache (DESIGN 1.8 (c)).
+        """
         write(instances / "_base" / FP_A)
         outside = write(tmp_path / "other" / FP_A)
-        make_qcow2(instances / "uuid-1" / "disk", str(outside))
+        disk = make_qcow2(instances / "uuid-1" / "disk", str(outside))
         snapshot = scan(instances)
-        assert (snapshot.disk_count, snapshot.backing) == (1, {})
+        assert (snapshot.disk_count, snapshot.backing) == (1, {FP_A: str(disk)})
 
     def test_missing_backing_file(self, instances: Path) -> None:
         """A disk whose backing file is gone marks nothing and breaks nothing."""
