@@ -211,11 +211,19 @@ def _apply(
         return _apply_some(
             touches, cache, settings, stop_requested
         ), "remove_unused_base_images = false"
-    with locks.remover_lock(settings.lock_path) as removing:
-        if not removing:
-            why = "another cachemgr of this storage is removing files"
-            return _apply_some(touches, cache, settings, stop_requested), why
-        return _apply_some(decided.decisions, cache, settings, stop_requested), None
+    try:
+        with locks.remover_lock(settings.lock_path) as removing:
+            if not removing:
+                why = "another cachemgr of this storage is removing files"
+                return _apply_some(touches, cache, settings, stop_requested), why
+            return _apply_some(decided.decisions, cache, settings, stop_requested), None
+    except locks.UnsafeLockFile as exc:
+        # Raised on entering the lock, before any file was touched.
+        unsafe = exc
+    # Logged outside the except block: oslo.log would append the exception.
+    LOG.warning("Nothing is removed this pass: %s", unsafe)
+    why = "the remover lock cannot be opened safely"
+    return _apply_some(touches, cache, settings, stop_requested), why
 
 
 def _apply_some(

@@ -148,9 +148,12 @@ def open_directory(
         flags |= os.O_NOFOLLOW
     try:
         fd = os.open(name, flags, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
-            raise NotRegularFile("a symbolic link", name) from None
+    except NotADirectoryError:
+        # O_NOFOLLOW|O_DIRECTORY on a symlink answers ENOTDIR: tell which.
+        if not follow:
+            mode = os.lstat(name, dir_fd=dir_fd).st_mode
+            if stat.S_ISLNK(mode):
+                raise NotRegularFile(describe_type(mode), name) from None
         raise
     try:
         return fd, os.fstat(fd)

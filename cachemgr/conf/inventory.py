@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+DEFAULT_MAX_INSTANCES = 1_000_000
+
 inventory_group = cfg.OptGroup(
     "inventory",
     title="Inventory options",
@@ -22,6 +24,14 @@ inventory_opts = [
         "static_path",
         help="The JSON file of instances read by the static driver; required "
         "when driver = static.",
+    ),
+    cfg.IntOpt(
+        "max_instances",
+        default=DEFAULT_MAX_INSTANCES,
+        min=1,
+        help="The most instances an inventory may list: a longer listing (a "
+        "conductor that keeps answering full pages, a runaway file) refuses "
+        "the pass instead of growing without end.",
     ),
     cfg.IntOpt(
         "page_size",

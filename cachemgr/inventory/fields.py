@@ -25,6 +25,9 @@ __all__ = [
 
 # The longest repr of a bad value quoted in a message.
 _SHOW_LIMIT = 60
+# nova keeps its integer fields (id, volume_size, boot_index) in SQL INTEGER
+# columns: no value outside 32 bits comes from nova.
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 class _FieldType(NamedTuple):
@@ -125,6 +128,8 @@ def instance_from_fields(
         name = instance_name(name_template, fields)
     elif not isinstance(name, str) or not name:
         raise _field_error(where, "name", "a non-empty string", name)
+    else:
+        _check_text(name, where, "name")
     return Instance(
         uuid, name, host, instance_id, *images_and_states, tuple(block_devices)
     )
@@ -145,6 +150,7 @@ def instance_uuid(fields: Mapping[str, object], where: str) -> str:
     uuid = fields["uuid"]
     if not isinstance(uuid, str) or not uuid:
         raise _field_error(where, "uuid", "a non-empty string", uuid)
+    _check_text(uuid, where, "uuid")
     return uuid
 
 
@@ -195,10 +201,31 @@ def _checked(fields: Mapping[str, object], schema: _Schema, where: str) -> list[
         InventoryUntrustworthy: a value is not of its field's type.
     """
     values = [fields.get(key) for key in schema.keys]
-    for value, allowed in zip(values, schema.allowed, strict=True):
-        if type(value) not in allowed:
+    for key, value, allowed in zip(schema.keys, values, schema.allowed, strict=True):
+        kind = type(value)
+        if kind not in allowed:
             raise _type_error(fields, schema, where)
+        if kind is str:
+            _check_text(value, where, key)  # type: ignore[arg-type]
+        elif kind is int and not _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
+            raise _field_error(
+                where, key, f"an integer from {_INT_MIN} to {_INT_MAX}", value
+            )
     return values
+
+
+def _check_text(value: str, where: str, key: str) -> None:
+    """Refuse a string that cannot be written as UTF-8 (a lone surrogate).
+
+    JSON's ``"\\ud800"`` decodes to such a string; it would fail later, far
+    from its field, when hashed into a file name or logged.
+    """
+    if value.isascii():
+        return
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise _field_error(where, key, "valid text", value) from None
 
 
 def _type_error(

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
+from cachemgr.conf.inventory import DEFAULT_MAX_INSTANCES
 from cachemgr.exceptions import InventoryUntrustworthy
 from cachemgr.inventory import nova_objects, nova_versions
 from cachemgr.inventory.base import Inventory
@@ -34,11 +35,13 @@ class NovaInventory(Inventory):
         name_template: str,
         page_size: int,
         bdm_batch_size: int,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
     ) -> None:
         self._client = client
         self._name_template = name_template
         self._page_size = page_size
         self._bdm_batch_size = bdm_batch_size
+        self._max_instances = max_instances
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> NovaInventory:
@@ -61,6 +64,7 @@ class NovaInventory(Inventory):
             name_template=conf.instance_name_template,
             page_size=group.page_size,
             bdm_batch_size=group.bdm_batch_size,
+            max_instances=group.max_instances,
         )
 
     def list_instances(self, hosts: Sequence[str]) -> tuple[Instance, ...]:
@@ -105,6 +109,12 @@ class NovaInventory(Inventory):
                     )
                 seen.add(instance.uuid)
             instances.extend(page)
+            if len(instances) > self._max_instances:
+                raise InventoryUntrustworthy(
+                    f"{where}: nova-conductor listed more than [inventory] "
+                    f"max_instances = {self._max_instances} instances; is it "
+                    "answering the same pages again?"
+                )
             if len(page) < self._page_size:
                 return instances
             marker = page[-1].uuid

@@ -19,7 +19,8 @@ import os
 from collections.abc import Iterator
 
 from cachemgr.cache import locks, safefs
-from cachemgr.exceptions import InventoryUnavailable
+from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
+from cachemgr.inventory.fields import show
 
 __all__ = [
     "LOCK_WAIT_SECONDS",
@@ -61,6 +62,7 @@ def storage_users(
     Raises:
         InventoryUnavailable: the registry's lock stayed held or the file
             could not be read.
+        InventoryUntrustworthy: the file is not nova's JSON.
     """
     with (
         _storage_dir(instances_path) as dir_fd,
@@ -91,6 +93,8 @@ def register_storage_use(
 
     Raises:
         InventoryUnavailable: the registry could not be locked or written.
+        InventoryUntrustworthy: the file is not nova's JSON; it is kept for
+            the operator rather than overwritten.
     """
     path = os.path.join(instances_path, REGISTRY_FILE_NAME)
     with (
@@ -163,23 +167,25 @@ def _take_registry_lock(
             locks.external_lock(lock_path, _LOCK_NAME, wait_seconds)
         )
     except locks.UnsafeLockFile as exc:
-        LOG.warning(
-            "The storage registry lock is not used: %s; the registry is read "
-            "without it",
-            exc,
-        )
-        return False
+        unsafe = exc
     except OSError as exc:
         raise InventoryUnavailable(
             f"cannot lock the storage registry in {instances_path}: "
             f"{exc.strerror} ({exc.filename})"
         ) from exc
-    if not taken:
-        raise InventoryUnavailable(
-            f"{lock_path}/{locks.LOCK_FILE_PREFIX}{_LOCK_NAME} stayed held "
-            f"for {wait_seconds}s; the storage registry cannot be used"
-        )
-    return True
+    else:
+        if not taken:
+            raise InventoryUnavailable(
+                f"{lock_path}/{locks.LOCK_FILE_PREFIX}{_LOCK_NAME} stayed held "
+                f"for {wait_seconds}s; the storage registry cannot be used"
+            )
+        return True
+    # Logged outside the except block: oslo.log would append the exception.
+    LOG.warning(
+        "The storage registry lock is not used: %s; the registry is read without it",
+        unsafe,
+    )
+    return False
 
 
 def _read(
@@ -187,63 +193,70 @@ def _read(
 ) -> tuple[dict[str, float], os.stat_result | None]:
     """The registry and the file's fstat; a missing one is empty.
 
-    One that is not a regular file (a symlink, a FIFO), too large or not
-    nova's JSON is reported and treated as naming no other host.
-
     Raises:
-        InventoryUnavailable: it exists but cannot be read.
+        InventoryUnavailable: it is not a regular file (a symlink, a FIFO:
+            never followed nor opened) or cannot be read.
+        InventoryUntrustworthy: it is not nova's ``{host: seconds}``; it is
+            left as it is, for the operator to look at.
     """
     path = os.path.join(instances_path, REGISTRY_FILE_NAME)
     try:
         fd, st = safefs.open_regular(REGISTRY_FILE_NAME, dir_fd=dir_fd)
     except FileNotFoundError:
         return {}, None
-    except safefs.NotRegularFile as exc:
-        LOG.warning(
-            "%s is %s: not read, treating it as naming no other host", path, exc.what
-        )
-        return {}, None
     except OSError as exc:
-        raise InventoryUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+        raise InventoryUnavailable(
+            f"cannot read the storage registry {path}: {exc.strerror}"
+        ) from exc
     with os.fdopen(fd, "rb") as stream:
         try:
             data = stream.read(_MAX_BYTES + 1)
         except OSError as exc:
-            raise InventoryUnavailable(f"cannot read {path}: {exc.strerror}") from exc
+            raise InventoryUnavailable(
+                f"cannot read the storage registry {path}: {exc.strerror}"
+            ) from exc
     return _decode(data, path), st
 
 
 def _decode(data: bytes, path: str) -> dict[str, float]:
-    """nova's ``{host: epoch seconds}``; entries of any other shape are ignored."""
+    """nova's ``{host: epoch seconds}``, every entry checked.
+
+    Raises:
+        InventoryUntrustworthy: not that, with what is wrong and where.
+    """
+    where = f"the storage registry {path}"
     if len(data) > _MAX_BYTES:
-        reason = f"larger than {_MAX_BYTES} bytes"
-    else:
-        try:
-            document = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            # ValueError covers bad JSON, bad UTF-8 and integers too long to
-            # convert; RecursionError, nesting too deep.
-            reason = f"not JSON: {exc}"
-        else:
-            if isinstance(document, dict):
-                return {
-                    name: float(when)
-                    for name, when in document.items()
-                    if _is_entry(name, when)
-                }
-            reason = "not a JSON object"
-    LOG.warning(
-        "Cannot decode %s (%s): treating it as naming no other host", path, reason
-    )
-    return {}
+        raise InventoryUntrustworthy(f"{where} is larger than {_MAX_BYTES} bytes")
+    try:
+        document = json.loads(data)
+    except RecursionError:
+        raise InventoryUntrustworthy(f"{where}: JSON nested too deep") from None
+    except ValueError as exc:
+        # Bad JSON, bad UTF-8, or an integer too long to convert.
+        raise InventoryUntrustworthy(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InventoryUntrustworthy(
+            f"{where} must be a JSON object {{host: seconds}}, got {show(document)}"
+        )
+    return {name: _seconds(name, when, where) for name, when in document.items()}
 
 
-def _is_entry(name: str, when: object) -> bool:
-    """A host name (valid text) and a finite time in seconds."""
-    if isinstance(when, bool) or not isinstance(when, (int, float)):
-        return False
+def _seconds(name: str, when: object, where: str) -> float:
+    """One entry's time: a finite number of seconds, of a host name of valid text."""
     try:
         name.encode()
-        return math.isfinite(float(when))
-    except (UnicodeEncodeError, OverflowError):
-        return False
+    except UnicodeEncodeError:
+        raise InventoryUntrustworthy(
+            f"{where}: host {show(name)} is not valid text"
+        ) from None
+    if not isinstance(when, bool) and isinstance(when, (int, float)):
+        try:
+            seconds = float(when)
+        except OverflowError:
+            seconds = math.inf
+        if math.isfinite(seconds):
+            return seconds
+    raise InventoryUntrustworthy(
+        f"{where}: host {show(name)} must have a finite number of seconds, "
+        f"got {show(when)}"
+    )

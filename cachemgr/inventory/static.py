@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from oslo_config import cfg
 
+from cachemgr.conf.inventory import DEFAULT_MAX_INSTANCES
 from cachemgr.exceptions import (
     ConfigError,
     InventoryUnavailable,
@@ -48,9 +49,15 @@ class StaticInventory(Inventory):
             listed without a ``name``.
     """
 
-    def __init__(self, path: str, name_template: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        name_template: str,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+    ) -> None:
         self.path = path
         self.name_template = name_template
+        self.max_instances = max_instances
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts) -> StaticInventory:
@@ -64,7 +71,7 @@ class StaticInventory(Inventory):
             raise ConfigError(
                 "[inventory] static_path is required when [inventory] driver = static"
             )
-        return cls(path, conf.instance_name_template)
+        return cls(path, conf.instance_name_template, conf.inventory.max_instances)
 
     def list_instances(self, hosts: Sequence[str] = ()) -> tuple[Instance, ...]:
         """Every instance of the file, in file order, whatever ``hosts`` says.
@@ -77,6 +84,11 @@ class StaticInventory(Inventory):
         """
         document = self._read_document()
         entries = _instance_entries(document, self.path)
+        if len(entries) > self.max_instances:
+            raise InventoryUntrustworthy(
+                f"{self.path}: lists {len(entries)} instances, more than "
+                f"[inventory] max_instances = {self.max_instances}"
+            )
         instances: list[Instance] = []
         index_by_uuid: dict[str, int] = {}
         for index, entry in enumerate(entries):
@@ -107,12 +119,25 @@ class StaticInventory(Inventory):
                 f"{self.path}: not valid UTF-8 at byte {exc.start}"
             ) from exc
         try:
-            return json.loads(text, object_pairs_hook=_object_without_repeats)
+            return json.loads(
+                text,
+                object_pairs_hook=_object_without_repeats,
+                parse_int=_integer,
+                parse_constant=_no_constant,
+            )
         except json.JSONDecodeError as exc:
             raise InventoryUntrustworthy(
                 f"{self.path}: not valid JSON: {exc.msg} at line {exc.lineno} "
                 f"column {exc.colno}"
             ) from exc
+        except RecursionError:
+            raise InventoryUntrustworthy(
+                f"{self.path}: JSON nested too deep; instances are objects in a list"
+            ) from None
+        except _NotANumberError as exc:
+            raise InventoryUntrustworthy(
+                f"{self.path}: {exc.word} is not a JSON number"
+            ) from None
         except _RepeatedKeyError as exc:
             raise InventoryUntrustworthy(
                 f"{self.path}: key {exc.key!r} appears twice in one object; "
@@ -132,6 +157,44 @@ class StaticInventory(Inventory):
         return instance_from_fields(
             entry, devices, name_template=self.name_template, where=where
         )
+
+
+class _LongInteger:
+    """An integer literal too long to be any nova field's value.
+
+    Kept as its digits, so that the field check names the field instead of
+    Python's conversion (4,300 digits at most) refusing the whole file
+    without saying where.
+    """
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"{self.digits[:12]}… ({len(self.digits)} digits, out of range)"
+
+
+# Longer than any 64-bit integer; Python would convert up to 4,300 digits.
+_MAX_DIGITS = 20
+
+
+def _integer(digits: str) -> int | _LongInteger:
+    if len(digits) > _MAX_DIGITS:
+        return _LongInteger(digits)
+    return int(digits)
+
+
+class _NotANumberError(ValueError):
+    def __init__(self, word: str) -> None:
+        super().__init__(word)
+        self.word = word
+
+
+def _no_constant(word: str) -> float:
+    """``NaN``, ``Infinity``, ``-Infinity``: Python's JSON extensions, refused."""
+    raise _NotANumberError(word)
 
 
 class _RepeatedKeyError(ValueError):

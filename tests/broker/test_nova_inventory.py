@@ -20,8 +20,15 @@ from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
 from cachemgr.inventory import nova_versions
 from cachemgr.inventory.nova import NovaInventory
 from tests import rabbit
-from tests.fixtures import nova_fixture
-from tests.nova_conductor import FakeConductor, Forbidden, Request, Serving, serve
+from tests.fixtures import list_primitive, nova_fixture
+from tests.nova_conductor import (
+    FakeConductor,
+    Forbidden,
+    Request,
+    Serving,
+    make_instance,
+    serve,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -187,6 +194,27 @@ class TestFailures:
         inventory = make_inventory(conductor.url, conductor.exchange, page_size=3)
         with pytest.raises(InventoryUnavailable, match="RuntimeError: database went"):
             inventory.list_instances(HOSTS)
+
+    def test_endless_listing_is_bounded(
+        self, conductor: Serving, make_inventory: MakeInventory
+    ) -> None:
+        """A conductor answering full pages of new instances forever is refused."""
+
+        def endless(request: Request, number: int) -> object:
+            if request.objname != "InstanceList":
+                return None
+            page = [make_instance(number * 10 + i, HOSTS[0], "img") for i in range(3)]
+            return list_primitive("InstanceList", "2.6", page)
+
+        self._failing(conductor, endless)
+        inventory = make_inventory(
+            conductor.url, conductor.exchange, page_size=3, max_instances=7
+        )
+        with pytest.raises(
+            InventoryUntrustworthy, match=r"more than \[inventory\] max_instances = 7"
+        ):
+            inventory.list_instances(HOSTS)
+        assert len(calls(conductor.conductor, "InstanceList")) == 3
 
     @pytest.mark.parametrize(
         ("reply", "message"),

@@ -15,6 +15,7 @@ import pytest
 from cachemgr.cache import naming, qcow2
 from cachemgr.cache.scan import scan_cache_dir, scan_disks, scan_open_files
 from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
+from cachemgr.exceptions import GatherError, UntrustedStorage
 from tests.deadline import deadline
 from tests.unit.cache.helpers import make_file
 
@@ -141,6 +142,19 @@ class TestScanCacheDir:
         with pytest.raises(OSError, match="Input/output error") as raised:
             scan_cache_dir(str(tmp_path))
         assert raised.value.filename == str(tmp_path / FP_B)
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="only root gives files away")
+    def test_cache_dir_of_another_owner_is_refused(self, tmp_path: Path) -> None:
+        """A cache dir (or what its link leads to) not owned like its parent."""
+        (tmp_path / "instances").mkdir()
+        os.chown(tmp_path / "instances", 4242, 4242)
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "instances" / "_base").symlink_to(tmp_path / "elsewhere")
+        with pytest.raises(UntrustedStorage) as info:
+            scan_cache_dir(str(tmp_path / "instances" / "_base"))
+        message = str(info.value)
+        assert f"resolved: {tmp_path / 'elsewhere'}" in message
+        assert "belongs to uid 0 (root), not to uid 4242" in message
 
     def test_dir_key_is_the_directory(self, tmp_path: Path) -> None:
         """The snapshot records the cache dir's (st_dev, st_ino)."""
@@ -389,12 +403,66 @@ class TestScanDisks:
         base = write(instances / "_base" / FP_A)
         make_qcow2(instances / "uuid-1" / "disk", str(base))
 
-        def fail(path: str, **_: object) -> None:
+        def fail(fd: int, path: str) -> None:
             raise OSError(errno.EIO, "Input/output error", path)
 
-        monkeypatch.setattr(qcow2, "read_backing_file", fail)
+        monkeypatch.setattr(qcow2, "read_backing_name", fail)
         with pytest.raises(OSError, match="Input/output error"):
             scan(instances)
+
+    def test_cache_file_swapped_for_a_link_is_not_followed(
+        self, instances: Path, tmp_path: Path
+    ) -> None:
+        """A cache file replaced by a link after the cache scan: the chain stops.
+
+        The link leads to a FIFO whose writer waits for a reader: had the
+        chain read opened it, the writer would have returned.
+        """
+        base = instances / "_base"
+        make_qcow2(base / FP_A)
+        disk = make_qcow2(instances / "uuid-1" / "disk", str(base / FP_A), "qcow2")
+        cache = scan_cache_dir(str(base))
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        (base / FP_A).unlink()
+        (base / FP_A).symlink_to(fifo)
+        writer = subprocess.Popen(["sh", "-c", f"exec 3>'{fifo}'"])
+        try:
+            with deadline(10):
+                snapshot = scan_disks(str(instances), cache, SKIP_DIRS)
+            assert writer.poll() is None, "the FIFO was opened"
+        finally:
+            writer.kill()
+            writer.wait()
+        assert snapshot.backing == {FP_A: str(disk)}
+        assert [p.path for p in snapshot.problems] == [str(base / FP_A)]
+        assert "symbolic link" in snapshot.problems[0].reason
+
+    @pytest.mark.parametrize("target", ["fifo", "/dev/zero", "dir"])
+    def test_symlinked_disk_to_no_file_is_not_opened(
+        self, instances: Path, tmp_path: Path, target: str
+    ) -> None:
+        """A disk linking to a FIFO, device or dir is a problem, never opened."""
+        if target == "fifo":
+            os.mkfifo(tmp_path / "fifo")
+            target = str(tmp_path / "fifo")
+        elif target == "dir":
+            target = str(tmp_path)
+        (instances / "uuid-1").mkdir()
+        (instances / "uuid-1" / "disk").symlink_to(target)
+        snapshot = scan(instances)
+        assert (snapshot.disk_count, snapshot.backing) == (1, {})
+        assert "not a regular file" in snapshot.problems[0].reason
+
+    def test_cache_dir_replaced_between_scans_stops_the_scan(
+        self, instances: Path, tmp_path: Path
+    ) -> None:
+        """Chains are read in the directory that was scanned, or not at all."""
+        cache = scan_cache_dir(str(instances / "_base"))
+        (instances / "_base").rename(instances / "_old")
+        (instances / "_base").mkdir()
+        with pytest.raises(GatherError, match="replaced during the scan"):
+            scan_disks(str(instances), cache, SKIP_DIRS)
 
     def test_skip_dirs_are_not_swept(self, instances: Path) -> None:
         """Disks in the directories named by skip_dirs are neither read nor counted."""

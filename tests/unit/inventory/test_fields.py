@@ -142,6 +142,17 @@ class TestInstanceFromFields:
         with pytest.raises(InventoryUntrustworthy, match=re.escape(expected)):
             build(make_fields(id=value))
 
+    @pytest.mark.parametrize("key", ["uuid", "name", "image_ref", "host"])
+    def test_lone_surrogate_is_refused(self, key: str) -> None:
+        """Text JSON can carry but UTF-8 cannot (``"\\ud800"``) is refused by field."""
+        expected = f"field {key!r} must be valid text, got 'a\\ud800'"
+        with pytest.raises(InventoryUntrustworthy, match=re.escape(expected)):
+            build(make_fields(**{key: "a\ud800"}))
+
+    def test_non_ascii_text_is_accepted(self) -> None:
+        """Valid non-ASCII text is not mistaken for invalid text."""
+        assert build(make_fields(host="höst-é")).host == "höst-é"
+
     @pytest.mark.parametrize("value", [5, "", ["a"]])
     def test_bad_name(self, value: object) -> None:
         """A name that is not a non-empty string is refused."""
@@ -178,6 +189,22 @@ class TestInstanceFromFields:
         expected = f"(uuid {UUID}): field {key!r} must be a string or null, got 42"
         with pytest.raises(InventoryUntrustworthy, match=re.escape(expected)):
             build(make_fields(**{key: 42}))
+
+    @pytest.mark.parametrize("key", ["volume_size", "boot_index"])
+    @pytest.mark.parametrize("value", [2**31, -(2**31) - 1, 10**20])
+    def test_integer_out_of_nova_range(self, key: str, value: int) -> None:
+        """An integer no 32-bit SQL column of nova could hold is refused."""
+        expected = (
+            f"{WHERE}: field {key!r} must be an integer from -2147483648 to "
+            f"2147483647, got {value}"
+        )
+        with pytest.raises(InventoryUntrustworthy, match=f"^{re.escape(expected)}$"):
+            block_device_from_fields({key: value}, where=WHERE)
+
+    @pytest.mark.parametrize("value", [2**31 - 1, -(2**31)])
+    def test_integer_at_nova_range(self, value: int) -> None:
+        """The 32-bit bounds themselves are accepted."""
+        assert block_device_from_fields({"volume_size": value}, where=WHERE)
 
     def test_not_a_mapping(self) -> None:
         """Something that is not an object of fields is refused."""

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cachemgr.exceptions import InventoryUnavailable
+from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
 from cachemgr.inventory import registry
+from tests.deadline import deadline
 
 NOW = 1_800_000_000.0
 
@@ -36,14 +37,86 @@ class TestStorageUsers:
         """No compute_nodes file: only this host uses the storage."""
         assert registry.storage_users(str(tmp_path), "me", NOW) == ["me"]
 
-    @pytest.mark.parametrize("content", ["{not json", "[1, 2]", '"x"'])
-    def test_corrupt_registry_names_no_other_host(
-        self, tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+    @pytest.mark.parametrize(
+        ("content", "says"),
+        [
+            ("{not json", "is not valid JSON"),
+            ("[1, 2]", "must be a JSON object"),
+            ('"x"', "must be a JSON object"),
+            ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+            ('{"a": ' + "9" * 5000 + "}", "is not valid JSON"),
+            ('{"a": 1e400}', "host 'a' must have a finite number of seconds"),
+            ('{"a": ' + "9" * 400 + "}", "host 'a' must have a finite number"),
+            ('{"a": "1800000000"}', "host 'a' must have a finite number"),
+            ('{"a": true}', "host 'a' must have a finite number"),
+            ('{"\\ud800": 1}', "host '\\ud800' is not valid text"),
+            (b"\xff\xfe", "is not valid JSON"),
+        ],
+        ids=[
+            "not-json",
+            "list",
+            "string",
+            "deep",
+            "long-int",
+            "inf",
+            "huge-int",
+            "text",
+            "bool",
+            "surrogate",
+            "not-utf8",
+        ],
+    )
+    def test_corrupt_registry_is_refused(
+        self, tmp_path: Path, content: str | bytes, says: str
     ) -> None:
-        """A registry that cannot be decoded is reported and names nobody else."""
-        write_registry(tmp_path, content)
-        assert registry.storage_users(str(tmp_path), "me", NOW) == ["me"]
-        assert "compute_nodes" in caplog.text
+        """A registry that is not nova's JSON refuses, naming the file and entry."""
+        path = tmp_path / "compute_nodes"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        with pytest.raises(InventoryUntrustworthy) as info:
+            registry.storage_users(str(tmp_path), "me", NOW)
+        assert str(path) in str(info.value)
+        assert says in str(info.value)
+
+    def test_oversized_registry_is_refused(self, tmp_path: Path) -> None:
+        """A registry far larger than nova writes is refused unread."""
+        path = tmp_path / "compute_nodes"
+        with path.open("wb") as f:
+            f.truncate(64 * 1024 * 1024)
+        with pytest.raises(InventoryUntrustworthy, match="larger than"):
+            registry.storage_users(str(tmp_path), "me", NOW)
+
+    @pytest.mark.parametrize("kind", ["symlink", "fifo", "directory"])
+    def test_registry_not_a_file_is_not_followed(
+        self, tmp_path: Path, kind: str
+    ) -> None:
+        """A symlink, FIFO or directory registry is refused at once, never opened."""
+        victim = tmp_path / "victim"
+        victim.write_text(json.dumps({"victim-host": NOW}))
+        path = tmp_path / "compute_nodes"
+        if kind == "symlink":
+            path.symlink_to(victim)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.mkdir()
+        with deadline(10), pytest.raises(InventoryUnavailable, match="not a regular"):
+            registry.storage_users(str(tmp_path), "me", NOW)
+
+    def test_unsafe_lock_file_reads_unlocked(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A planted registry lock is not used: a WARNING, the hosts still read."""
+        write_registry(tmp_path, {"b": NOW})
+        (tmp_path / "locks").mkdir()
+        victim = tmp_path / "victim"
+        victim.write_text("secret")
+        (tmp_path / "locks" / "nova-storage-registry-lock").symlink_to(victim)
+        assert registry.storage_users(str(tmp_path), "me", NOW) == ["me", "b"]
+        assert "nova-storage-registry-lock cannot be opened safely" in caplog.text
+        assert victim.read_text() == "secret"
 
     def test_unlocked_read_creates_no_lock_file(self, tmp_path: Path) -> None:
         """A dry run's read creates nothing under instances_path."""
@@ -88,11 +161,28 @@ class TestRegisterStorageUse:
         content = json.loads((tmp_path / "compute_nodes").read_text())
         assert content == {"other": NOW - 5, "me": NOW}
 
-    def test_replaces_a_corrupt_registry(self, tmp_path: Path) -> None:
-        """A corrupt registry is replaced by a valid one naming this host."""
-        write_registry(tmp_path, "{trunc")
+    def test_keeps_a_corrupt_registry(self, tmp_path: Path) -> None:
+        """A corrupt registry refuses and is left for the operator, not replaced."""
+        path = write_registry(tmp_path, "{trunc")
+        with pytest.raises(InventoryUntrustworthy, match="compute_nodes"):
+            registry.register_storage_use(str(tmp_path), "me", NOW)
+        assert path.read_text() == "{trunc"
+
+    def test_leftover_temporary_file_is_removed(self, tmp_path: Path) -> None:
+        """A temporary file left by a killed run is removed by the next write."""
+        (tmp_path / ".compute_nodes.tmp").write_text('{"half')
         registry.register_storage_use(str(tmp_path), "me", NOW)
-        assert json.loads((tmp_path / "compute_nodes").read_text()) == {"me": NOW}
+        assert sorted(os.listdir(tmp_path)) == ["compute_nodes", "locks"]
+
+    def test_symlinked_registry_is_not_written_through(self, tmp_path: Path) -> None:
+        """Registering never writes, chowns or chmods through a planted link."""
+        victim = tmp_path / "victim"
+        victim.write_text("{}")
+        victim.chmod(0o600)
+        (tmp_path / "compute_nodes").symlink_to(victim)
+        with pytest.raises(InventoryUnavailable, match="symbolic link"):
+            registry.register_storage_use(str(tmp_path), "me", NOW)
+        assert (victim.read_text(), victim.stat().st_mode & 0o777) == ("{}", 0o600)
 
     def test_write_is_atomic(self, tmp_path: Path) -> None:
         """The registry is replaced by rename: a new inode, no temp file left."""

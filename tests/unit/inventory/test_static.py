@@ -242,6 +242,41 @@ class TestListInstances:
         with pytest.raises(InventoryUntrustworthy, match=f"^{re.escape(expected)}$"):
             list_file(path)
 
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("[" * 100_000 + "]" * 100_000, "JSON nested too deep"),
+            ('{"instances": [{"uuid": "u", "id": NaN}]}', "NaN is not a JSON number"),
+            (
+                '{"instances": [{"uuid": "u", "id": ' + "7" * 5000 + "}]}",
+                "field 'id' must be an integer or null, got 777777777777… "
+                "(5000 digits, out of range)",
+            ),
+        ],
+        ids=["deep", "nan", "long-integer"],
+    )
+    def test_hostile_json_is_refused(
+        self, tmp_path: pathlib.Path, text: str, expected: str
+    ) -> None:
+        """JSON that would crash a parser or a later step is refused by name."""
+        path = tmp_path / "i.json"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InventoryUntrustworthy, match=re.escape(expected)) as info:
+            list_file(path)
+        assert str(info.value).startswith(f"{path}: ")
+
+    def test_more_instances_than_allowed(self, tmp_path: pathlib.Path) -> None:
+        """A file listing more than max_instances is refused, naming the option."""
+        entries = [{"uuid": f"u{i}", "id": i} for i in range(3)]
+        path = write_json(tmp_path / "i.json", {"instances": entries})
+        with pytest.raises(
+            InventoryUntrustworthy, match=r"\[inventory\] max_instances = 2$"
+        ):
+            StaticInventory(
+                str(path), "instance-%08x", max_instances=2
+            ).list_instances()
+        assert len(StaticInventory(str(path), "i-%x", max_instances=3).list_instances())
+
     def test_empty_file(self, tmp_path: pathlib.Path) -> None:
         """An empty file is not valid JSON."""
         path = tmp_path / "i.json"
