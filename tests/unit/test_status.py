@@ -9,9 +9,9 @@ import os
 from cachemgr.report import Summary
 from cachemgr.status import (
     FORMAT_VERSION,
+    DaemonState,
     Outcome,
     PassRecord,
-    DaemonState,
     pass_entry,
     read_status,
     status_document,
