@@ -441,3 +441,25 @@ def test_nova_inventory_in_the_worker_and_again_after_a_reload(
     assert counters(daemon.line(after_reload))["errors"] == "0"
     assert len(conductor.conductor.requests) > asked_first > 0
     assert not daemon.matching("Image cache pass refused")
+
+
+def test_sigint_stops_a_once_pass_at_the_next_file_boundary(tmp_path: Path):
+    """Ctrl-C on ``--once`` while it waits on nova's lock: that file
+    operation ends, the pass stops before the next one and says so, the
+    other files are left, exit 1."""
+    host = daemon_host(tmp_path, {"lock_wait_seconds": 3})
+    for name in (FP_FIRST, FP_SECOND, FP_THIRD):
+        host.cache_file(name, age=2 * DAY)
+    with (
+        held_lock(FP_FIRST, host.instances_path / "locks"),
+        Daemon(host.config_path, "--once", cwd=tmp_path) as run,
+    ):
+        run.wait_for("Scanning the storage")
+        time.sleep(1)
+        run.send(signal.SIGINT)
+        code = run.wait()
+    assert code == 1
+    stopped = run.matching("Image cache pass stopped during apply after 1 of 3")
+    assert stopped, run.output
+    assert "Traceback" not in run.output
+    assert {FP_SECOND, FP_THIRD} <= host.cache_names()
