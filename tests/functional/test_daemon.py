@@ -264,7 +264,9 @@ def test_a_refused_pass_is_logged_and_the_timer_goes_on(tmp_path: Path):
     with Daemon(host.config_path, cwd=tmp_path) as daemon:
         refused = daemon.wait_for("Image cache pass refused, nothing was removed")
         document = status_when(
-            host, lambda d: d["last_pass"]["outcome"] == "refused", "a refusal"
+            host,
+            lambda d: (d["last_pass"] or {}).get("outcome") == "refused",
+            "a refusal",
         )
         assert FP_OLD in host.cache_names()
         host.write({"daemon": {"status_file": tmp_path / "status.json"}})
@@ -367,7 +369,8 @@ def test_watchdog_pings_stop_while_a_pass_is_stuck(tmp_path: Path):
 
 
 def test_manager_interval_minus_one_idles_and_still_pings(tmp_path: Path):
-    """-1: no pass at all; the watchdog is still fed; SIGTERM exits 0."""
+    """-1: no pass at all, a WARNING and the status file say so; the
+    watchdog is still fed; SIGTERM exits 0 and the file says stopped."""
     host = daemon_host(tmp_path, {"manager_interval": -1})
     host.cache_file(FP_OLD, age=2 * DAY)
     with notify_socket() as systemd:
@@ -377,13 +380,18 @@ def test_manager_interval_minus_one_idles_and_still_pings(tmp_path: Path):
             for _ in range(4):
                 systemd.wait_for(lambda m: "WATCHDOG" in m.fields, "a ping")
             started = daemon.line(daemon.wait_for(STARTED))
+            idle = status_when(host, lambda d: d["state"] == "idle", "idle")
             assert daemon.stop() == 0
 
     assert "Idle" in ready.fields["STATUS"]
     assert "next_pass=never (idle)" in started
+    assert daemon.matching(
+        "WARNING cachemgr.service [-] [image_cache] manager_interval = -1"
+    )
     assert "Image cache pass" not in daemon.output
     assert FP_OLD in host.cache_names()
-    assert not (tmp_path / "status.json").exists()
+    assert idle["next_pass_at"] is None and idle["last_pass"] is None
+    assert read_status(host)["state"] == "stopped"
 
 
 @pytest.mark.parametrize(
