@@ -53,6 +53,8 @@ def attempt_pass(
     built fails this pass like any other error.
     """
     started = time.time()
+    # At INFO: after a watchdog kill, the journal shows the pass had begun.
+    LOG.info("Image cache pass starting")
     report: pipeline.PassReport | None = None
     error: str | None = None
     outcome = Outcome.COMPLETED

@@ -3,6 +3,7 @@
 __all__ = [
     "CachemgrError",
     "ConfigError",
+    "ConfigFileError",
     "GatherError",
     "InventoryError",
     "InventoryUnavailable",
@@ -17,6 +18,10 @@ class CachemgrError(Exception):
 
 class ConfigError(CachemgrError):
     """A bad option value or file: exit status 2, nothing is done."""
+
+
+class ConfigFileError(ConfigError):
+    """A configuration file is missing or cannot be parsed."""
 
 
 class InventoryError(CachemgrError):

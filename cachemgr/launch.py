@@ -9,6 +9,7 @@ out of the environment for the worker to use (cachemgr.notify).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from oslo_config import cfg
 from oslo_service import opts as oslo_service_opts
@@ -18,6 +19,7 @@ from cachemgr.exceptions import ConfigError
 from cachemgr.notify import Notifier
 from cachemgr.service import CacheService
 from cachemgr.settings import Settings
+from cachemgr.signals import route_master_signals
 
 __all__ = ["check_daemon_options", "launch_daemon"]
 
@@ -57,20 +59,35 @@ def check_daemon_options(conf: cfg.ConfigOpts) -> None:
         )
 
 
-def launch_daemon(conf: cfg.ConfigOpts, settings: Settings, *, dry_run: bool) -> int:
+def launch_daemon(
+    conf: cfg.ConfigOpts,
+    settings: Settings,
+    *,
+    dry_run: bool,
+    register_options: Callable[[cfg.ConfigOpts], None],
+) -> int:
     """Launch the service under oslo.service and wait until it is stopped.
+
+    ``register_options`` registers the options the command registered on
+    ``conf``; a reload checks the files against them first.
 
     Returns the master's exit status (0: stopped cleanly).
     """
     notifier = Notifier.from_environ(os.environ)
+
+    def register_all(scratch: cfg.ConfigOpts) -> None:
+        register_options(scratch)
+        oslo_service_opts.register_service_opts(scratch)
+
     daemon = CacheService(
         conf,
         settings,
         dry_run=dry_run,
         notifier=notifier,
         status_path=conf.daemon.status_file,
+        register_options=register_all,
     )
-    conf.register_mutate_hook(daemon.reload_settings)
+    route_master_signals(daemon.reload)
     launcher = oslo_service.launch(conf, daemon, restart_method="mutate")
     code = launcher.wait()
     return 0 if code in (0, None) else 1

@@ -87,7 +87,17 @@ class Notifier:
         """What ``systemctl status`` shows, e.g. the last pass's summary."""
         self.send(f"STATUS={_one_line(status)}")
 
+    def reloading(self) -> None:
+        """A reload starts; READY=1 ends it. systemd 253+ wants the
+        monotonic time with it, to tell this reload from an older one."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send(
+            f"RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS=Reloading the configuration"
+        )
+
     def stopping(self) -> None:
+        """The service stops for good: not sent when a reload replaces the
+        worker, or systemd would take the reload for a stop."""
         self.send("STOPPING=1")
 
     def watchdog(self) -> None:

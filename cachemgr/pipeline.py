@@ -164,6 +164,13 @@ def _gather(
 
 
 def _scan_storage(settings: Settings) -> tuple[CacheSnapshot, DiskSnapshot]:
+    # Each stage that can block says so first: the last line before a
+    # watchdog kill names the one that hung.
+    LOG.info(
+        "Scanning the storage: %s and the disks under %s",
+        settings.cache_dir,
+        settings.instances_path,
+    )
     try:
         cache = scan.scan_cache_dir(settings.cache_dir)
         disks = scan.scan_disks(settings.instances_path, cache, settings.skip_dirs)
@@ -189,6 +196,7 @@ def _list_instances(
         hosts = registry.storage_users(
             settings.instances_path, settings.host, now, locked=not dry_run
         )
+    LOG.info("Listing the instances of %s", ", ".join(hosts))
     return inventory.list_instances(hosts)
 
 

@@ -10,11 +10,13 @@ threading backend: a cotyledon master process and one forked worker).
   pass, not by a backlog.
 - SIGTERM: oslo.service calls ``stop``; the pass in progress finishes the
   file operation it is in, stops cleanly, and the worker exits 0.
-- SIGHUP (``restart_method='mutate'``): the master re-reads the config files
-  and ``reload_settings`` checks and logs the mutable options that changed;
-  oslo.service then stops the worker as for SIGTERM and forks a new one,
-  which starts with the new settings. The schedule lives in memory shared
-  with the master, so a reload does not bring the next pass forward.
+- SIGINT: the master turns it into SIGTERM (cachemgr.signals).
+- SIGHUP: the master's ``reload`` tells systemd a reload starts, checks the
+  files and, only when they are good, puts them in force and stops the
+  worker as for SIGTERM; cotyledon forks a new one, whose READY=1 ends the
+  reload. Bad files leave the worker running with the previous settings.
+  The schedule lives in memory shared with the master, so a reload does
+  not bring the next pass forward.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,13 +32,13 @@ from collections.abc import Callable, Mapping
 from oslo_config import cfg
 from oslo_service import service as oslo_service
 
-from cachemgr import pipeline, status
+from cachemgr import pipeline, reload, status
 from cachemgr.attempt import PassRunner, attempt_pass
-from cachemgr.exceptions import ConfigError
+from cachemgr.exceptions import ConfigError, ConfigFileError
 from cachemgr.inventory.base import Inventory, load_inventory
 from cachemgr.notify import Notifier
-from cachemgr.settings import Settings, load_settings
-from cachemgr.status import Outcome, PassRecord
+from cachemgr.settings import Settings
+from cachemgr.status import DaemonState, Outcome, PassRecord
 
 __all__ = ["CacheService", "pass_interval", "seconds_to_wait"]
 
@@ -72,11 +75,13 @@ class CacheService(oslo_service.Service):
 
     Args:
         conf: the parsed options.
-        settings: the checked options of a pass; ``reload_settings``
-            replaces them in the master before a new worker is forked.
+        settings: the checked options of a pass; ``reload`` replaces them
+            in the master before a new worker is forked.
         dry_run: decide and log only, change nothing.
         notifier: systemd's notify socket, taken before the launch.
         status_path: the status file, or "" for none.
+        register_options: registers every option ``conf`` has, on a
+            scratch ConfigOpts that checks the files on reload.
         run_pass: the pass (tests inject one).
         clock: monotonic seconds, shared by the master and its workers.
     """
@@ -89,6 +94,7 @@ class CacheService(oslo_service.Service):
         dry_run: bool,
         notifier: Notifier,
         status_path: str,
+        register_options: Callable[[cfg.ConfigOpts], None],
         run_pass: PassRunner = pipeline.run_pass,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -98,30 +104,45 @@ class CacheService(oslo_service.Service):
         self.dry_run = dry_run
         self.notifier = notifier
         self.status_path = status_path
+        self._register_options = register_options
         self._run_pass = run_pass
         self._clock = clock
         # When the last pass started (clock seconds), in memory the workers
         # share with the master: a worker forked after SIGHUP keeps the
         # schedule of the one it replaces.
         self._last_start = multiprocessing.RawValue("d", _NEVER)
+        # Set by the master when a reload replaces the worker: the worker it
+        # stops is not the service stopping.
+        self._replacing = multiprocessing.RawValue("b", 0)
         self._stopping = threading.Event()
         self._inventory: Inventory | None = None
         self._last_completed: Mapping[str, object] | None = None
+        self._last_pass: Mapping[str, object] | None = None
 
     # -- oslo.service ------------------------------------------------------
 
     def start(self) -> None:
         """Log the effective policy, tell systemd, start the timer."""
         super().start()
+        self._replacing.value = 0
         self._stopping = threading.Event()
         self._inventory = None
         if self.status_path:
-            self._last_completed = status.read_last_completed(self.status_path)
+            previous = status.read_status(self.status_path) or {}
+            self._last_pass = previous.get("last_pass")  # type: ignore[assignment]
+            self._last_completed = previous.get("last_completed_pass")  # type: ignore[assignment]
         interval = pass_interval(self.settings.manager_interval)
         LOG.info("%s", self._policy_line(interval))
         if interval is None:
+            LOG.warning(
+                "[image_cache] manager_interval = -1: no image cache passes "
+                "will run; the daemon idles until it is reconfigured"
+            )
+            self._write_status(DaemonState.IDLE, None)
             self.notifier.ready("Idle: [image_cache] manager_interval = -1")
         else:
+            wait = max(0.0, self._next_due(interval) - self._clock())
+            self._write_status(DaemonState.RUNNING, time.time() + wait)
             self.notifier.ready(f"Running, a pass every {interval:g} s")
         self.tg.add_dynamic_timer_args(self._tick, stop_on_exception=False)
 
@@ -132,58 +153,59 @@ class CacheService(oslo_service.Service):
         worker exits as soon as ``stop`` returns: this one waits for it.
         graceful_shutdown_timeout bounds the wait (oslo.service exits 1).
         """
-        if not self._stopping.is_set():
+        first = not self._stopping.is_set()
+        replaced = bool(self._replacing.value)
+        if first:
             self._stopping.set()
             LOG.info(
                 "Stopping: a pass in progress stops after its current file operation"
             )
-            self.notifier.stopping()
+            if not replaced:
+                self.notifier.stopping()
         self.tg.stop(graceful=True)
         if self._inventory is not None:
             self._inventory.close()
             self._inventory = None
+        if first and not replaced:
+            self._write_status(DaemonState.STOPPED, None)
 
     def reset(self) -> None:
         """Not called by the threading backend (it forks a new worker)."""
 
     # -- SIGHUP, in the master ---------------------------------------------
 
-    def reload_settings(
-        self,
-        conf: cfg.ConfigOpts,
-        fresh: Mapping[tuple[str | None, str], tuple[object, object]],
-    ) -> None:
-        """oslo.config's mutate hook: check the re-read options, keep them if
-        they are good, and log what changed.
+    def reload(self) -> None:
+        """Re-read the configuration files; replace the worker if they are good.
 
-        Runs in the master on SIGHUP, before oslo.service forks the new
-        worker, which inherits ``self.settings``. A bad value keeps the
-        previous settings: a reload must not kill a running daemon.
+        Runs in the master (cachemgr.signals). systemd sees RELOADING=1 from
+        here and READY=1 from the new worker, or from here again when the
+        files are rejected: either way the unit stays active. Rejected files
+        leave everything as it was, the running worker included.
         """
-        changes = "; ".join(
-            f"[{group or 'DEFAULT'}] {name} = {_shown(new)} (was {_shown(old)})"
-            for (group, name), (old, new) in sorted(
-                fresh.items(), key=lambda item: (item[0][0] or "", item[0][1])
-            )
-        )
+        self.notifier.reloading()
         try:
-            settings = load_settings(conf)
+            settings, changes = reload.reread_config(self.conf, self._register_options)
         except ConfigError as exc:
             error: ConfigError | None = exc
         else:
             error = None
-            self.settings = settings
         if error is not None:
-            LOG.error(
-                "Configuration reloaded with a bad value; the previous settings "
-                "stay in force: %s",
-                error,
-            )
-        else:
-            LOG.info(
-                "Configuration reloaded; changed: %s; the next pass uses them",
-                changes or "no mutable option",
-            )
+            # Logged outside the except block: oslo.log would add a traceback.
+            if isinstance(error, ConfigFileError):
+                what = "Configuration files could not be reloaded"
+            else:
+                what = "Configuration reloaded with a bad value"
+            LOG.error("%s; the previous settings stay in force: %s", what, error)
+            self.notifier.ready(f"{what}; the previous settings stay in force")
+            return
+        self.settings = settings
+        LOG.info(
+            "Configuration reloaded; changed: %s; the next pass uses them",
+            reload.describe_changes(changes) or "no mutable option",
+        )
+        self._replacing.value = 1
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid, signal.SIGTERM)
 
     # -- the timer, in the worker ------------------------------------------
 
@@ -217,7 +239,6 @@ class CacheService(oslo_service.Service):
     def _run_one_pass(self, interval: float) -> None:
         begin = self._clock()
         self._last_start.value = begin
-        LOG.debug("Image cache pass starting")
         record = self._attempt()
         took = self._clock() - begin
         if record.outcome is Outcome.STOPPED:
@@ -282,21 +303,30 @@ class CacheService(oslo_service.Service):
         interval = pass_interval(self.settings.manager_interval)
         if interval is None:
             next_pass_at = None
-        if self.status_path:
-            document = status.status_document(
-                record,
-                host=self.settings.host,
-                instances_path=self.settings.instances_path,
-                manager_interval=self.settings.manager_interval,
-                next_pass_at=next_pass_at,
-                last_completed=self._last_completed,
-            )
-            if status.write_status(self.status_path, document):
-                self._last_completed = document["last_completed_pass"]  # type: ignore[assignment]
+        self._last_pass = status.pass_entry(record)
+        if record.outcome is Outcome.COMPLETED:
+            self._last_completed = self._last_pass
+        state = DaemonState.IDLE if interval is None else DaemonState.RUNNING
+        self._write_status(state, next_pass_at)
         line = record.describe()
         if next_pass_at is not None:
             line += f"; next pass in {max(0.0, next_pass_at - time.time()):.0f} s"
         self.notifier.status(line)
+
+    def _write_status(self, state: DaemonState, next_pass_at: float | None) -> None:
+        """What the daemon does now and its last passes, for monitoring."""
+        if not self.status_path:
+            return
+        document = status.status_document(
+            state,
+            host=self.settings.host,
+            instances_path=self.settings.instances_path,
+            manager_interval=self.settings.manager_interval,
+            next_pass_at=next_pass_at,
+            last_pass=self._last_pass,
+            last_completed=self._last_completed,
+        )
+        status.write_status(self.status_path, document)
 
     def _policy_line(self, interval: float | None) -> str:
         s = self.settings
@@ -321,8 +351,3 @@ class CacheService(oslo_service.Service):
             pairs["next_pass_in_s"] = f"{max(0.0, due):.0f}"
         text = " ".join(f"{k}={v}" for k, v in pairs.items())
         return f"cachemgr daemon started (pid {os.getpid()}): {text}"
-
-
-def _shown(raw: object) -> str:
-    """A value as oslo.config's mutate hook gives it: None is 'not set'."""
-    return "unset, the default" if raw is None else str(raw)

@@ -20,7 +20,7 @@ from cachemgr.cache.usage import EphemeralNaming
 from cachemgr.conf import opts
 from cachemgr.exceptions import ConfigError
 
-__all__ = ["Settings", "check_options", "load_settings"]
+__all__ = ["Settings", "check_options", "load_settings", "read_every_option"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,21 @@ def check_options(conf: cfg.ConfigOpts) -> None:
         group_name = group if isinstance(group, str) else group.name
         for opt in group_opts:
             _read_option(conf, group_name, opt.dest)
+
+
+def read_every_option(conf: cfg.ConfigOpts) -> dict[tuple[str | None, str], object]:
+    """Every registered option's value, oslo's and cachemgr's, keyed as
+    oslo.config's mutate diff is (group None for DEFAULT); a bad one fails
+    as a worker's start would when it logs them all (``log_options``)."""
+    values: dict[tuple[str | None, str], object] = {}
+    for name in conf:
+        value = _read_option(conf, "DEFAULT", name)
+        if isinstance(value, cfg.ConfigOpts.GroupAttr):
+            for opt in value:
+                values[(name, opt)] = _read_option(conf, name, opt)
+        else:
+            values[(None, name)] = value
+    return values
 
 
 def _read_option(conf: cfg.ConfigOpts, group: str, name: str) -> object:

@@ -23,9 +23,11 @@ from cachemgr.report import Summary
 
 __all__ = [
     "FORMAT_VERSION",
+    "DaemonState",
     "Outcome",
     "PassRecord",
-    "read_last_completed",
+    "pass_entry",
+    "read_status",
     "status_document",
     "write_status",
 ]
@@ -41,6 +43,14 @@ class Outcome(enum.Enum):
     COMPLETED = "completed"
     REFUSED = "refused"
     FAILED = "failed"
+    STOPPED = "stopped"
+
+
+class DaemonState(enum.Enum):
+    """What the daemon does now; the values are the status file's words."""
+
+    RUNNING = "running"
+    IDLE = "idle"
     STOPPED = "stopped"
 
 
@@ -77,24 +87,25 @@ class PassRecord:
 
 
 def status_document(
-    record: PassRecord,
+    state: DaemonState,
     *,
     host: str,
     instances_path: str,
     manager_interval: int,
     next_pass_at: float | None,
+    last_pass: Mapping[str, object] | None,
     last_completed: Mapping[str, object] | None,
 ) -> dict[str, object]:
-    """The JSON document for ``record``; ``last_completed`` carries forward
-    the last completed pass when this one did not complete."""
-    last_pass = _pass_entry(record)
-    if record.outcome is Outcome.COMPLETED:
-        last_completed = last_pass
+    """The JSON document: the daemon's state (``pid`` is None once it has
+    stopped, ``next_pass_at`` None when no pass will come) and its last
+    pass and last completed pass (entries made by ``pass_entry``)."""
     return {
         "format": FORMAT_VERSION,
+        "state": state.value,
+        "updated_at": _iso(time.time()),
         "host": host,
         "instances_path": instances_path,
-        "pid": os.getpid(),
+        "pid": None if state is DaemonState.STOPPED else os.getpid(),
         "manager_interval": manager_interval,
         "next_pass_at": _iso(next_pass_at) if next_pass_at is not None else None,
         "last_pass": last_pass,
@@ -102,7 +113,8 @@ def status_document(
     }
 
 
-def _pass_entry(record: PassRecord) -> dict[str, object]:
+def pass_entry(record: PassRecord) -> dict[str, object]:
+    """One pass as the status file records it."""
     return {
         "outcome": record.outcome.value,
         "started_at": _iso(record.started_at),
@@ -154,9 +166,9 @@ def write_status(path: str, document: Mapping[str, object]) -> bool:
     return True
 
 
-def read_last_completed(path: str) -> dict[str, object] | None:
-    """The last completed pass recorded in ``path`` by an earlier worker,
-    so that it survives a reload or a restart; None if there is none."""
+def read_status(path: str) -> dict[str, object] | None:
+    """The document an earlier worker wrote, so that its last passes survive
+    a reload or a restart; None if there is none of this format."""
     try:
         with open(path, encoding="utf-8") as stream:
             document = json.load(stream)
@@ -164,8 +176,7 @@ def read_last_completed(path: str) -> dict[str, object] | None:
         return None
     if not isinstance(document, dict) or document.get("format") != FORMAT_VERSION:
         return None
-    entry = document.get("last_completed_pass")
-    return entry if isinstance(entry, dict) else None
+    return document
 
 
 def _iso(epoch: float) -> str:

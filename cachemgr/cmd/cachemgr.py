@@ -19,8 +19,12 @@ from oslo_service import backend  # noqa: E402
 
 backend.init_backend(backend.BackendType.THREADING)
 
+import contextlib  # noqa: E402
 import logging  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from importlib import metadata  # noqa: E402
 
 from oslo_config import cfg  # noqa: E402
@@ -69,10 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     return run_daemon(conf, settings, inventory, dry_run=conf.dry_run)
 
 
-def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Inventory]:
+def register_options(conf: cfg.ConfigOpts) -> None:
+    """Every option of the command: its own, cachemgr's, oslo.log's."""
     conf.register_cli_opts(cli_opts)
     cachemgr_conf.register_opts(conf)
     log.register_options(conf)
+
+
+def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Inventory]:
+    register_options(conf)
     conf(args, project="cachemgr", version=metadata.version("cachemgr"))
     log.setup(conf, "cachemgr")
     try:
@@ -88,9 +97,35 @@ def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Invento
 
 
 def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
-    """Run one pass; 0 if it completed, 1 if it failed or was refused."""
-    attempt = attempt_pass(settings, lambda: inventory, dry_run=dry_run)
+    """Run one pass; 0 if it completed, 1 if it failed, was refused or was
+    stopped by SIGINT/SIGTERM (at the next file boundary, said in the log)."""
+    with _stop_on_signals() as stopped:
+        attempt = attempt_pass(
+            settings, lambda: inventory, dry_run=dry_run, stop_requested=stopped.is_set
+        )
     return EXIT_OK if attempt.outcome is Outcome.COMPLETED else EXIT_PASS_FAILED
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT (Ctrl-C) and SIGTERM ask the pass to stop at its next file
+    boundary instead of killing it inside a file operation; a second one of
+    the same signal has its default effect, at once."""
+    stopped = threading.Event()
+
+    def request_stop(signo: int, _frame: object) -> None:
+        signal.signal(signo, previous[signo])
+        stopped.set()
+
+    previous = {
+        signo: signal.signal(signo, request_stop)
+        for signo in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield stopped
+    finally:
+        for signo, handler in previous.items():
+            signal.signal(signo, handler)
 
 
 def run_daemon(
@@ -112,7 +147,10 @@ def run_daemon(
         LOG.error("Configuration error: %s", error)
         print(f"cachemgr: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    if launch.launch_daemon(conf, settings, dry_run=dry_run) != 0:
+    code = launch.launch_daemon(
+        conf, settings, dry_run=dry_run, register_options=register_options
+    )
+    if code != 0:
         return EXIT_PASS_FAILED
     return EXIT_OK
 

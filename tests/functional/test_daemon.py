@@ -128,8 +128,9 @@ def test_runs_a_pass_every_interval_and_writes_the_status_file(tmp_path: Path):
 
 
 def test_sighup_applies_a_changed_age_to_the_next_pass(tmp_path: Path):
-    """SIGHUP re-reads the file: a bad age keeps the old one, a good one
-    changes the next pass's decision; each reload says what changed."""
+    """SIGHUP re-reads the file: a bad age is refused and leaves the worker
+    and its age alone, a good one changes the next pass's decision; each
+    reload says what changed, against the value that was in force."""
     host = Host(tmp_path)
     host.cache_file(FP_OLD, age=2 * HOUR)
     options: dict[str, dict[str, object]] = {
@@ -146,27 +147,81 @@ def test_sighup_applies_a_changed_age_to_the_next_pass(tmp_path: Path):
         host.write(options)
         daemon.send(signal.SIGHUP)
         bad = daemon.wait_for("Configuration reloaded with a bad value")
-        restarted = daemon.wait_for(STARTED, after=bad)
-        kept = daemon.wait_for(SUMMARY, after=restarted)
+        kept = daemon.wait_for(SUMMARY, after=bad)
 
         options["image_cache"][age] = 3600
         host.write(options)
         daemon.send(signal.SIGHUP)
         good = daemon.wait_for("Configuration reloaded;", after=kept)
-        restarted_again = daemon.wait_for(STARTED, after=good)
-        changed = daemon.wait_for(SUMMARY, after=restarted_again)
+        restarted = daemon.wait_for(STARTED, after=good)
+        changed = daemon.wait_for(SUMMARY, after=restarted)
         assert daemon.stop() == 0
 
     assert f"[image_cache] {age} = -5" in daemon.line(bad)
     assert " ERROR " in daemon.line(bad)
-    assert counters(daemon.line(restarted))["original_minimum_age_seconds"] == "86400"
+    assert not any(STARTED in line for line in daemon.lines[bad:good])
     assert counters(daemon.line(kept))["too_young"] == "1"
-    assert f"[image_cache] {age} = 3600 (was -5)" in daemon.line(good)
-    assert (
-        counters(daemon.line(restarted_again))["original_minimum_age_seconds"] == "3600"
-    )
+    assert f"[image_cache] {age} = 3600 (was 86400)" in daemon.line(good)
+    assert counters(daemon.line(restarted))["original_minimum_age_seconds"] == "3600"
     assert counters(daemon.line(changed))["removed"] == "1"
     assert FP_OLD not in host.cache_names()
+    assert "Traceback" not in daemon.output
+
+
+@pytest.mark.parametrize("damage", ["unparsable", "deleted"])
+def test_a_reload_without_a_usable_file_is_one_error_line(tmp_path: Path, damage):
+    """A file that cannot be parsed, or is gone, is named in one ERROR line;
+    the worker runs on with the settings it had, and the next good reload
+    reports the change against them."""
+    host = Host(tmp_path)
+    options: dict[str, dict[str, object]] = {
+        "image_cache": {"manager_interval": 600},
+        "daemon": {"status_file": tmp_path / "status.json"},
+    }
+    host.write(options)
+    good_text = host.config_path.read_text()
+    with Daemon(host.config_path, cwd=tmp_path) as daemon:
+        daemon.wait_for(SUMMARY)
+        if damage == "deleted":
+            host.config_path.unlink()
+        else:
+            host.config_path.write_text("[image_cache\nmanager_interval = 700\n")
+        daemon.send(signal.SIGHUP)
+        error = daemon.wait_for("Configuration files could not be reloaded")
+        host.config_path.write_text(good_text.replace("= 600", "= 700"))
+        daemon.send(signal.SIGHUP)
+        good = daemon.wait_for("Configuration reloaded;", after=error)
+        daemon.wait_for(STARTED, after=good)
+        assert daemon.stop() == 0
+
+    assert " ERROR " in daemon.line(error)
+    assert str(host.config_path) in daemon.line(error)
+    assert not any(STARTED in line for line in daemon.lines[error:good])
+    assert "[image_cache] manager_interval = 700 (was 600)" in daemon.line(good)
+    assert "Traceback" not in daemon.output
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["master", "group"])
+def test_sigint_stops_cleanly_like_sigterm(tmp_path: Path, to_group: bool):
+    """SIGINT, to the master or to the whole process group as Ctrl-C sends
+    it, stops the worker gracefully and the daemon exits 0."""
+    host = Host(tmp_path)
+    host.write({"daemon": {"status_file": tmp_path / "status.json"}})
+    with Daemon(host.config_path, cwd=tmp_path) as daemon:
+        daemon.wait_for(SUMMARY)
+        if to_group:
+            os.killpg(daemon.pid, signal.SIGINT)
+        else:
+            daemon.send(signal.SIGINT)
+        code = daemon.wait()
+    assert code == 0
+    daemon.wait_for("Caught SIGINT: stopping as for SIGTERM")
+    daemon.wait_for("Stopping: a pass in progress stops")
+    assert "instantaneous exiting" not in daemon.output
+    document = read_status(host)
+    assert document["state"] == "stopped"
+    assert document["pid"] is None
+    assert document["next_pass_at"] is None
 
 
 def test_sigterm_during_apply_finishes_the_file_operation_and_exits_0(
@@ -209,7 +264,9 @@ def test_a_refused_pass_is_logged_and_the_timer_goes_on(tmp_path: Path):
     with Daemon(host.config_path, cwd=tmp_path) as daemon:
         refused = daemon.wait_for("Image cache pass refused, nothing was removed")
         document = status_when(
-            host, lambda d: d["last_pass"]["outcome"] == "refused", "a refusal"
+            host,
+            lambda d: (d["last_pass"] or {}).get("outcome") == "refused",
+            "a refusal",
         )
         assert FP_OLD in host.cache_names()
         host.write({"daemon": {"status_file": tmp_path / "status.json"}})
@@ -312,7 +369,8 @@ def test_watchdog_pings_stop_while_a_pass_is_stuck(tmp_path: Path):
 
 
 def test_manager_interval_minus_one_idles_and_still_pings(tmp_path: Path):
-    """-1: no pass at all; the watchdog is still fed; SIGTERM exits 0."""
+    """-1: no pass at all, a WARNING and the status file say so; the
+    watchdog is still fed; SIGTERM exits 0 and the file says stopped."""
     host = daemon_host(tmp_path, {"manager_interval": -1})
     host.cache_file(FP_OLD, age=2 * DAY)
     with notify_socket() as systemd:
@@ -322,13 +380,18 @@ def test_manager_interval_minus_one_idles_and_still_pings(tmp_path: Path):
             for _ in range(4):
                 systemd.wait_for(lambda m: "WATCHDOG" in m.fields, "a ping")
             started = daemon.line(daemon.wait_for(STARTED))
+            idle = status_when(host, lambda d: d["state"] == "idle", "idle")
             assert daemon.stop() == 0
 
     assert "Idle" in ready.fields["STATUS"]
     assert "next_pass=never (idle)" in started
+    assert daemon.matching(
+        "WARNING cachemgr.service [-] [image_cache] manager_interval = -1"
+    )
     assert "Image cache pass" not in daemon.output
     assert FP_OLD in host.cache_names()
-    assert not (tmp_path / "status.json").exists()
+    assert idle["next_pass_at"] is None and idle["last_pass"] is None
+    assert read_status(host)["state"] == "stopped"
 
 
 @pytest.mark.parametrize(
@@ -386,3 +449,25 @@ def test_nova_inventory_in_the_worker_and_again_after_a_reload(
     assert counters(daemon.line(after_reload))["errors"] == "0"
     assert len(conductor.conductor.requests) > asked_first > 0
     assert not daemon.matching("Image cache pass refused")
+
+
+def test_sigint_stops_a_once_pass_at_the_next_file_boundary(tmp_path: Path):
+    """Ctrl-C on ``--once`` while it waits on nova's lock: that file
+    operation ends, the pass stops before the next one and says so, the
+    other files are left, exit 1."""
+    host = daemon_host(tmp_path, {"lock_wait_seconds": 3})
+    for name in (FP_FIRST, FP_SECOND, FP_THIRD):
+        host.cache_file(name, age=2 * DAY)
+    with (
+        held_lock(FP_FIRST, host.instances_path / "locks"),
+        Daemon(host.config_path, "--once", cwd=tmp_path) as run,
+    ):
+        run.wait_for("Scanning the storage")
+        time.sleep(1)
+        run.send(signal.SIGINT)
+        code = run.wait()
+    assert code == 1
+    stopped = run.matching("Image cache pass stopped during apply after 1 of 3")
+    assert stopped, run.output
+    assert "Traceback" not in run.output
+    assert {FP_SECOND, FP_THIRD} <= host.cache_names()

@@ -95,6 +95,7 @@ def make_service(tmp_path, passes, clock, **image_cache) -> CacheService:
         dry_run=False,
         notifier=Notifier(None),
         status_path=str(tmp_path / "status.json"),
+        register_options=cachemgr_conf.register_opts,
         run_pass=passes,
         clock=clock,
     )
@@ -210,25 +211,22 @@ class TestTimer:
         assert passes.calls == 0
 
 
-class TestReloadSettings:
+class TestReload:
     def test_a_good_value_is_kept_and_logged(self, tmp_path, caplog):
-        """SIGHUP's mutate hook takes the new age and names the change."""
-        conf = make_conf(tmp_path, remove_unused_original_minimum_age_seconds=86400)
-        service = CacheService(
-            conf,
-            load_settings(conf),
-            dry_run=False,
-            notifier=Notifier(None),
-            status_path="",
+        """SIGHUP's reload takes the new age and names the change."""
+        service = make_service(
+            tmp_path,
+            None,
+            FakeClock(),
+            remove_unused_original_minimum_age_seconds=86400,
         )
-        conf.register_mutate_hook(service.reload_settings)
         write_conf(
             tmp_path / "cachemgr.conf",
             tmp_path,
             remove_unused_original_minimum_age_seconds=3600,
         )
         with caplog.at_level(logging.INFO, logger="cachemgr.service"):
-            conf.mutate_config_files()
+            service.reload()
         assert service.settings.policy.original_minimum_age_seconds == 3600
         assert (
             "[image_cache] remove_unused_original_minimum_age_seconds = 3600 "
@@ -236,17 +234,15 @@ class TestReloadSettings:
         )
 
     def test_a_bad_value_keeps_the_previous_settings(self, tmp_path, caplog):
-        """A typo in the file must not take down a running daemon."""
-        conf = make_conf(tmp_path, manager_interval=600)
-        before = load_settings(conf)
-        service = CacheService(
-            conf, before, dry_run=False, notifier=Notifier(None), status_path=""
-        )
-        conf.register_mutate_hook(service.reload_settings)
+        """A typo in the file must not take down a running daemon, nor be
+        what the next reload compares with."""
+        service = make_service(tmp_path, None, FakeClock(), manager_interval=600)
+        before = service.settings
         write_conf(tmp_path / "cachemgr.conf", tmp_path, manager_interval="often")
         with caplog.at_level(logging.INFO, logger="cachemgr.service"):
-            conf.mutate_config_files()
+            service.reload()
         assert service.settings is before
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert len(errors) == 1
         assert "[image_cache] manager_interval = often" in errors[0].getMessage()
+        assert service.conf.image_cache.manager_interval == 600

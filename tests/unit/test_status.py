@@ -9,9 +9,11 @@ import os
 from cachemgr.report import Summary
 from cachemgr.status import (
     FORMAT_VERSION,
+    DaemonState,
     Outcome,
     PassRecord,
-    read_last_completed,
+    pass_entry,
+    read_status,
     status_document,
     write_status,
 )
@@ -41,14 +43,18 @@ def refused(started: float = T0 + 60) -> PassRecord:
     )
 
 
-def document(record: PassRecord, last_completed=None) -> dict:
+def document(
+    record: PassRecord, last_completed=None, state=DaemonState.RUNNING
+) -> dict:
+    entry = pass_entry(record)
     return status_document(
-        record,
+        state,
         host="cmp1",
         instances_path="/var/lib/nova/instances",
         manager_interval=2400,
-        next_pass_at=record.started_at + 2400,
-        last_completed=last_completed,
+        next_pass_at=None if state is DaemonState.STOPPED else T0 + 2400,
+        last_pass=entry,
+        last_completed=entry if record.outcome is Outcome.COMPLETED else last_completed,
     )
 
 
@@ -70,14 +76,15 @@ class TestStatusDocument:
         assert doc["last_completed_pass"] == last
         assert json.loads(json.dumps(doc)) == doc
 
-    def test_a_refused_pass_keeps_the_last_completed_one(self):
-        """Monitoring can alert on the age of the last completed pass."""
-        before = document(completed())["last_completed_pass"]
-        doc = document(refused(), last_completed=before)
-        assert doc["last_pass"]["outcome"] == "refused"
-        assert doc["last_pass"]["counters"] is None
-        assert "cannot read" in doc["last_pass"]["error"]
-        assert doc["last_completed_pass"] == before
+    def test_a_stopped_daemon_names_no_process_and_no_next_pass(self):
+        """After a stop, nothing in the file points at a process or a time
+        that will never come; the last passes stay."""
+        doc = document(completed(), state=DaemonState.STOPPED)
+        assert doc["state"] == "stopped"
+        assert doc["pid"] is None
+        assert doc["next_pass_at"] is None
+        assert doc["last_pass"]["outcome"] == "completed"
+        assert doc["updated_at"].endswith("Z")
 
 
 class TestDescribe:
@@ -113,19 +120,19 @@ class TestWriteStatus:
         assert str(path) in caplog.text
 
 
-class TestReadLastCompleted:
+class TestReadStatus:
     def test_round_trip(self, tmp_path):
-        """A new worker carries the last completed pass forward."""
+        """A new worker carries the last passes forward."""
         path = tmp_path / "status.json"
         doc = document(completed())
         write_status(str(path), doc)
-        assert read_last_completed(str(path)) == doc["last_completed_pass"]
+        assert read_status(str(path)) == doc
 
     def test_missing_garbage_or_other_format(self, tmp_path):
         """Anything but this format's document is ignored."""
         path = tmp_path / "status.json"
-        assert read_last_completed(str(path)) is None
+        assert read_status(str(path)) is None
         path.write_text("{not json")
-        assert read_last_completed(str(path)) is None
+        assert read_status(str(path)) is None
         path.write_text(json.dumps({"format": 99, "last_completed_pass": {}}))
-        assert read_last_completed(str(path)) is None
+        assert read_status(str(path)) is None
