@@ -52,6 +52,7 @@ if REPO not in sys.path:
     # live in the checkout's tests/.
     sys.path.insert(0, REPO)
 
+from cachemgr.pipeline.report import SUMMARY_PREFIX  # noqa: E402
 from tests.fixtures import list_primitive, nova_fixture  # noqa: E402
 from tests.functional.hosts import blank_local_mapping  # noqa: E402
 
@@ -78,7 +79,7 @@ TEMPLATE_BACKING = "/" + "x" * 40
 STAGES = ("gather", "plan", "apply", "report")
 STAGE_LINE_RE = re.compile(r"Stage durations: (.*)$", re.MULTILINE)
 STAGE_RE = re.compile(r"(\w+)_s=([0-9.]+)")
-SUMMARY_RE = re.compile(r"Image cache pass complete: (.*)$", re.MULTILINE)
+SUMMARY_RE = re.compile(re.escape(SUMMARY_PREFIX) + "(.*)$", re.MULTILINE)
 
 # Issue 5's targets, for a 2-core machine at 100,000 files and 20,000 disks.
 TARGET_RATIO = 2.0

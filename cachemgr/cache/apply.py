@@ -13,11 +13,11 @@ import stat
 from collections.abc import Callable, Iterable
 
 from cachemgr.cache import locks, safefs
-from cachemgr.cache.outcome import ApplyResult, Outcome, Result
+from cachemgr.cache.outcome import ApplyResult, FileOutcome, Result
 from cachemgr.cache.plan import Action, Decision
 from cachemgr.cache.snapshot import CacheSnapshot
 
-__all__ = ["ApplyResult", "Outcome", "Result", "apply_plan"]
+__all__ = ["ApplyResult", "FileOutcome", "Result", "apply_plan"]
 
 
 def apply_plan(
@@ -31,32 +31,32 @@ def apply_plan(
 
     A failure on one file is recorded in its outcome and the others go on.
     ``stop_requested`` is asked before each file: once it answers True the
-    remaining decisions are left undone, without an outcome, so a stopping
-    daemon never cuts a file operation in half.
+    remaining decisions are left undone, without an outcome, and the result
+    says it stopped, so a stopping daemon never cuts a file operation in half.
     """
     todo = [d for d in decisions if d.action is not Action.KEEP]
     if not todo:
-        return ApplyResult(outcomes=())
+        return ApplyResult.of(())
     dir_fd, dir_stat = safefs.open_directory(cache.path, follow=True)
     try:
         if (dir_stat.st_dev, dir_stat.st_ino) != cache.dir_key:
             detail = f"{cache.path} is not the directory that was scanned"
-            return ApplyResult(tuple(Outcome(d, Result.CHANGED, detail) for d in todo))
+            return ApplyResult.of(FileOutcome(d, Result.CHANGED, detail) for d in todo)
         with _Remover(dir_fd, lock_path, lock_wait_seconds) as remover:
             outcomes = []
             for decision in todo:
                 if stop_requested is not None and stop_requested():
-                    break
+                    return ApplyResult.of(outcomes, stopped=True)
                 if decision.action is Action.TOUCH:
                     outcomes.append(_touch(dir_fd, decision))
                 else:
                     outcomes.append(remover.remove(decision))
-        return ApplyResult(outcomes=tuple(outcomes))
+        return ApplyResult.of(outcomes)
     finally:
         os.close(dir_fd)
 
 
-def _touch(dir_fd: int, decision: Decision) -> Outcome:
+def _touch(dir_fd: int, decision: Decision) -> FileOutcome:
     """Set the file's times to now, as nova does for a base file in use.
 
     Through a descriptor of the file itself, opened as DESIGN 1.8 says, and
@@ -66,18 +66,18 @@ def _touch(dir_fd: int, decision: Decision) -> Outcome:
     try:
         fd, st = safefs.open_regular(file.name, dir_fd=dir_fd)
     except safefs.NotRegularFile:
-        return Outcome(decision, Result.CHANGED, "no longer a regular file")
+        return FileOutcome(decision, Result.CHANGED, "no longer a regular file")
     except OSError as exc:
         return _failure(decision, exc)
     try:
         if (st.st_dev, st.st_ino) != file.key:
-            return Outcome(decision, Result.CHANGED, "replaced since the scan")
+            return FileOutcome(decision, Result.CHANGED, "replaced since the scan")
         os.utime(fd)
     except OSError as exc:
         return _failure(decision, exc)
     finally:
         os.close(fd)
-    return Outcome(decision, Result.DONE)
+    return FileOutcome(decision, Result.DONE)
 
 
 class _Remover:
@@ -102,19 +102,19 @@ class _Remover:
         if self._locks is not None:
             self._locks.close()
 
-    def remove(self, decision: Decision) -> Outcome:
+    def remove(self, decision: Decision) -> FileOutcome:
         """Unlink the file under nova's lock if it is still the one planned."""
         try:
             lock_dir = self._lock_dir()
             if lock_dir is None:
-                return Outcome(decision, Result.LOCKED, str(self._unusable))
+                return FileOutcome(decision, Result.LOCKED, str(self._unusable))
             with lock_dir.lock(decision.file.name, self._wait) as taken:
                 if not taken:
                     detail = f"nova's lock held by another process for {self._wait}s"
-                    return Outcome(decision, Result.LOCKED, detail)
+                    return FileOutcome(decision, Result.LOCKED, detail)
                 return self._unlink_if_unchanged(decision)
         except locks.UnsafeLockFile as exc:
-            return Outcome(decision, Result.LOCKED, str(exc))
+            return FileOutcome(decision, Result.LOCKED, str(exc))
         except OSError as exc:
             return _failure(decision, exc)
 
@@ -126,20 +126,20 @@ class _Remover:
                 self._unusable = str(exc)
         return self._locks
 
-    def _unlink_if_unchanged(self, decision: Decision) -> Outcome:
+    def _unlink_if_unchanged(self, decision: Decision) -> FileOutcome:
         file = decision.file
         st = os.stat(file.name, dir_fd=self._dir_fd, follow_symlinks=False)
         if not stat.S_ISREG(st.st_mode):
-            return Outcome(decision, Result.CHANGED, "no longer a regular file")
+            return FileOutcome(decision, Result.CHANGED, "no longer a regular file")
         if (st.st_dev, st.st_ino) != file.key:
-            return Outcome(decision, Result.CHANGED, "replaced since the scan")
+            return FileOutcome(decision, Result.CHANGED, "replaced since the scan")
         if st.st_mtime_ns != file.mtime_ns:
-            return Outcome(decision, Result.CHANGED, "modified since the scan")
+            return FileOutcome(decision, Result.CHANGED, "modified since the scan")
         os.unlink(file.name, dir_fd=self._dir_fd)
-        return Outcome(decision, Result.DONE)
+        return FileOutcome(decision, Result.DONE)
 
 
-def _failure(decision: Decision, exc: OSError) -> Outcome:
+def _failure(decision: Decision, exc: OSError) -> FileOutcome:
     if exc.errno == errno.ENOENT:
-        return Outcome(decision, Result.VANISHED, "gone before it was reached")
-    return Outcome(decision, Result.FAILED, f"{exc.strerror} (errno {exc.errno})")
+        return FileOutcome(decision, Result.VANISHED, "gone before it was reached")
+    return FileOutcome(decision, Result.FAILED, f"{exc.strerror} (errno {exc.errno})")

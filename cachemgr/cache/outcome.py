@@ -8,11 +8,12 @@ need not import the code that takes locks and unlinks files.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from cachemgr.cache.plan import Decision
 
-__all__ = ["ApplyResult", "Outcome", "Result"]
+__all__ = ["ApplyResult", "FileOutcome", "Result"]
 
 
 class Result(enum.Enum):
@@ -26,7 +27,9 @@ class Result(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class FileOutcome:
+    """What apply did with one file's decision, and why when not done."""
+
     decision: Decision
     result: Result
     detail: str = ""
@@ -34,4 +37,17 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
-    outcomes: tuple[Outcome, ...]
+    """Every file apply reached, by name, and whether it stopped before the rest.
+
+    ``stopped``: a stop was requested before every planned operation was
+    carried out; the files without an outcome were not touched.
+    """
+
+    outcomes: Mapping[str, FileOutcome]
+    stopped: bool = False
+
+    @classmethod
+    def of(
+        cls, outcomes: Iterable[FileOutcome], *, stopped: bool = False
+    ) -> ApplyResult:
+        return cls({o.decision.file.name: o for o in outcomes}, stopped)

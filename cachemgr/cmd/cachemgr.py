@@ -31,12 +31,12 @@ from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
 from cachemgr import conf as cachemgr_conf  # noqa: E402
-from cachemgr import launch  # noqa: E402
-from cachemgr.attempt import attempt_pass  # noqa: E402
+from cachemgr.daemon import launch  # noqa: E402
 from cachemgr.exceptions import ConfigError  # noqa: E402
 from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
-from cachemgr.settings import Settings, load_settings  # noqa: E402
-from cachemgr.status import Outcome  # noqa: E402
+from cachemgr.pipeline.attempt import attempt_pass  # noqa: E402
+from cachemgr.pipeline.result import PassOutcome  # noqa: E402
+from cachemgr.pipeline.settings import Settings, load_settings  # noqa: E402
 
 __all__ = ["main"]
 
@@ -103,7 +103,7 @@ def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
         attempt = attempt_pass(
             settings, lambda: inventory, dry_run=dry_run, stop_requested=stopped.is_set
         )
-    return EXIT_OK if attempt.outcome is Outcome.COMPLETED else EXIT_PASS_FAILED
+    return EXIT_OK if attempt.outcome is PassOutcome.COMPLETED else EXIT_PASS_FAILED
 
 
 @contextlib.contextmanager

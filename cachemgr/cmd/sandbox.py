@@ -19,11 +19,11 @@ import tempfile
 import threading
 import time
 
+from cachemgr.pipeline.report import SUMMARY_PREFIX as SUMMARY
 from cachemgr.sandbox import DEMO_INTERVAL, SandboxError, build_sandbox
 
 __all__ = ["main"]
 
-SUMMARY = "Image cache pass complete:"
 DEADLINE_SECONDS = 30.0
 # The reload lowers the original files' minimum age so that the sandbox's
 # 10-minute-old unused image goes on the next pass.

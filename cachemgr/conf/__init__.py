@@ -8,13 +8,14 @@ from oslo_config import cfg
 
 from cachemgr.conf import daemon, default, image_cache, inventory
 
-__all__ = ["CONF", "register_opts"]
+__all__ = ["CONF", "OPTION_MODULES", "register_opts"]
 
 CONF = cfg.CONF
 
-_MODULES = (default, image_cache, inventory, daemon)
+# The one list of option modules, in the sample config's order.
+OPTION_MODULES = (default, image_cache, inventory, daemon)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    for module in _MODULES:
+    for module in OPTION_MODULES:
         module.register_opts(conf)

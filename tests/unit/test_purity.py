@@ -23,8 +23,8 @@ PURE_MODULES = (
     "cachemgr.cache.naming",
     "cachemgr.cache.usage",
     "cachemgr.cache.plan",
-    "cachemgr.report",
-    "cachemgr.guard",
+    "cachemgr.pipeline.report",
+    "cachemgr.pipeline.guard",
 )
 """The modules STYLE.md names as never doing I/O."""
 
@@ -32,6 +32,7 @@ SUPPORT_MODULES = (
     "cachemgr",
     "cachemgr.cache",
     "cachemgr.inventory",
+    "cachemgr.pipeline",
     "cachemgr.exceptions",
     "cachemgr.cache.snapshot",
     "cachemgr.cache.outcome",

@@ -72,7 +72,10 @@ class Cache:
             str(self.lock_path),
             LOCK_WAIT_SECONDS,
         )
-        return {o.decision.file.name: (o.result, o.detail) for o in applied.outcomes}
+        return {
+            o.decision.file.name: (o.result, o.detail)
+            for o in applied.outcomes.values()
+        }
 
     def mtime_ns(self, name: str) -> int:
         return os.lstat(self.base / name).st_mtime_ns

@@ -18,8 +18,8 @@ from cachemgr.cache import scan
 from cachemgr.exceptions import GatherError, InventoryUnavailable
 from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.model import Instance
-from cachemgr.pipeline import run_pass
-from cachemgr.settings import Settings, load_settings
+from cachemgr.pipeline.run import run_pass
+from cachemgr.pipeline.settings import Settings, load_settings
 
 IMAGE = "a" * 40
 UNUSED = "b" * 40

@@ -8,13 +8,26 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from cachemgr.cache.outcome import ApplyResult, Outcome, Result
+from cachemgr.cache.outcome import ApplyResult, FileOutcome, Result
 from cachemgr.cache.plan import Action, Decision, Plan, Reason
 
-__all__ = ["FileLine", "Summary", "file_lines", "summarize", "summary_line"]
+__all__ = [
+    "SUMMARY_PREFIX",
+    "FileLine",
+    "Summary",
+    "brief_counters",
+    "file_lines",
+    "summarize",
+    "summary_line",
+]
+
+# The summary line's opening words (DESIGN 1.7); scripts grep for them.
+SUMMARY_PREFIX = "Image cache pass complete: "
+# The counters systemd's one STATUS= line has room for.
+_BRIEF_KEYS = ("files", "in_use", "removed", "too_young", "kept_open", "errors")
 
 # The category each kept, touched or removed file counts in.
 _REASON_KEY = {
@@ -74,11 +87,14 @@ def summarize(
     counts as ``removed``, as it would have been; one that apply refused
     counts under why it was kept.
     """
-    counts = Counter(_REASON_KEY[d.reason] for d in plan.decisions)
-    outcomes = _outcomes_by_name(applied)
+    decisions = _reached(plan, applied)
+    counts = Counter(_REASON_KEY[d.reason] for d in decisions)
+    outcomes = _outcomes(applied)
     errors = sum(o.result is Result.FAILED for o in outcomes.values())
     bytes_removed = 0
-    for decision in plan.with_action(Action.REMOVE):
+    for decision in decisions:
+        if decision.action is not Action.REMOVE:
+            continue
         outcome = outcomes.get(decision.file.name)
         if outcome is None or outcome.result is Result.DONE:
             bytes_removed += decision.file.allocated_bytes
@@ -86,7 +102,7 @@ def summarize(
             counts["removed"] -= 1
             counts[_RESULT_KEY[outcome.result]] += 1
     return Summary(
-        files=len(plan.decisions),
+        files=len(decisions),
         bytes_removed=bytes_removed,
         errors=errors,
         duration_s=duration_s,
@@ -96,18 +112,38 @@ def summarize(
     )
 
 
-def _outcomes_by_name(applied: ApplyResult | None) -> dict[str, Outcome]:
-    return {o.decision.file.name: o for o in applied.outcomes} if applied else {}
+def _outcomes(applied: ApplyResult | None) -> Mapping[str, FileOutcome]:
+    return applied.outcomes if applied else {}
+
+
+def _reached(plan: Plan, applied: ApplyResult | None) -> Sequence[Decision]:
+    """Every decision; for a pass stopped during apply, the ones it carried out.
+
+    The files apply did not reach were not touched: they wait for the next
+    pass, and are neither logged nor counted in this one.
+    """
+    if applied is None or not applied.stopped:
+        return plan.decisions
+    return [d for d in plan.decisions if d.file.name in applied.outcomes]
 
 
 def summary_line(summary: Summary) -> str:
     """``Image cache pass complete: files=N ... duration_s=F ...``."""
+    return SUMMARY_PREFIX + _pairs(summary, [f.name for f in fields(summary)])
+
+
+def brief_counters(summary: Summary) -> str:
+    """The main counters, ``files=N in_use=N ... errors=N``, for one short line."""
+    return _pairs(summary, _BRIEF_KEYS)
+
+
+def _pairs(summary: Summary, keys: Sequence[str]) -> str:
     parts = []
-    for field in fields(summary):
-        value = getattr(summary, field.name)
+    for key in keys:
+        value = getattr(summary, key)
         text = f"{value:.3f}" if isinstance(value, float) else str(value)
-        parts.append(f"{field.name}={text}")
-    return "Image cache pass complete: " + " ".join(parts)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
 
 
 def file_lines(
@@ -118,13 +154,13 @@ def file_lines(
     ``would`` is None when the plan was applied, else why it was not (dry
     run, removal disabled), and every line says what would have happened.
     """
-    outcomes = _outcomes_by_name(applied)
-    for decision in plan.decisions:
+    outcomes = _outcomes(applied)
+    for decision in _reached(plan, applied):
         yield _file_line(decision, outcomes.get(decision.file.name), would)
 
 
 def _file_line(
-    decision: Decision, outcome: Outcome | None, would: str | None
+    decision: Decision, outcome: FileOutcome | None, would: str | None
 ) -> FileLine:
     name = decision.file.name
     why = f"{decision.reason.value}: {decision.detail}"

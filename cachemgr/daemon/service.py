@@ -32,17 +32,20 @@ from collections.abc import Callable, Mapping
 from oslo_config import cfg
 from oslo_service import service as oslo_service
 
-from cachemgr import pipeline, reload, status
-from cachemgr.attempt import PassRunner, attempt_pass
+from cachemgr.daemon import reload, status
+from cachemgr.daemon.notify import Notifier
+from cachemgr.daemon.status import DaemonState
 from cachemgr.exceptions import ConfigError, ConfigFileError
 from cachemgr.inventory.base import Inventory, load_inventory
-from cachemgr.notify import Notifier
-from cachemgr.settings import Settings
-from cachemgr.status import DaemonState, Outcome, PassRecord
+from cachemgr.pipeline import run
+from cachemgr.pipeline.attempt import PassRunner, attempt_pass
+from cachemgr.pipeline.result import PassOutcome, PassResult
+from cachemgr.pipeline.settings import Settings
 
 __all__ = ["CacheService", "pass_interval", "seconds_to_wait"]
 
-LOG = logging.getLogger(__name__)
+# The logger's name predates the module's move: operators' filters use it.
+LOG = logging.getLogger("cachemgr.service")
 
 # How long the timer sleeps when nothing is due and no watchdog waits.
 MAX_IDLE_SECONDS = 3600.0
@@ -95,7 +98,7 @@ class CacheService(oslo_service.Service):
         notifier: Notifier,
         status_path: str,
         register_options: Callable[[cfg.ConfigOpts], None],
-        run_pass: PassRunner = pipeline.run_pass,
+        run_pass: PassRunner = run.run_pass,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
@@ -241,7 +244,7 @@ class CacheService(oslo_service.Service):
         self._last_start.value = begin
         record = self._attempt()
         took = self._clock() - begin
-        if record.outcome is Outcome.STOPPED:
+        if record.outcome is PassOutcome.STOPPED:
             # Stopped for a reload: the next worker resumes the work now.
             self._last_start.value = _NEVER
         elif took > interval:
@@ -256,24 +259,14 @@ class CacheService(oslo_service.Service):
         wait = max(0.0, self._next_due(interval) - self._clock())
         self._publish(record, time.time() + wait)
 
-    def _attempt(self) -> PassRecord:
+    def _attempt(self) -> PassResult:
         """Run one pass; whatever happens, say how it ended."""
-        attempt = attempt_pass(
+        return attempt_pass(
             self.settings,
             self._ensure_inventory,
             dry_run=self.dry_run,
             stop_requested=self._checkpoint,
             run_pass=self._run_pass,
-        )
-        report = attempt.report
-        return PassRecord(
-            outcome=attempt.outcome,
-            started_at=attempt.started_at,
-            ended_at=attempt.ended_at,
-            dry_run=self.dry_run,
-            summary=report.summary if report else None,
-            stage_seconds=report.stage_seconds if report else {},
-            error=attempt.error,
         )
 
     def _ensure_inventory(self) -> Inventory:
@@ -282,7 +275,7 @@ class CacheService(oslo_service.Service):
             self._inventory = load_inventory(self.conf)
         return self._inventory
 
-    def _warn_near_watchdog(self, record: PassRecord) -> None:
+    def _warn_near_watchdog(self, record: PassResult) -> None:
         """A stage is one step for the watchdog: warn before one is killed."""
         watchdog = self.notifier.watchdog_seconds
         if watchdog is None or not record.stage_seconds:
@@ -298,13 +291,13 @@ class CacheService(oslo_service.Service):
                 watchdog,
             )
 
-    def _publish(self, record: PassRecord, next_pass_at: float | None) -> None:
+    def _publish(self, record: PassResult, next_pass_at: float | None) -> None:
         """The status file and systemd's STATUS= line."""
         interval = pass_interval(self.settings.manager_interval)
         if interval is None:
             next_pass_at = None
         self._last_pass = status.pass_entry(record)
-        if record.outcome is Outcome.COMPLETED:
+        if record.outcome is PassOutcome.COMPLETED:
             self._last_completed = self._last_pass
         state = DaemonState.IDLE if interval is None else DaemonState.RUNNING
         self._write_status(state, next_pass_at)

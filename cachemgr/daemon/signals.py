@@ -29,7 +29,8 @@ from collections.abc import Callable
 
 __all__ = ["route_master_signals"]
 
-LOG = logging.getLogger(__name__)
+# The logger's name predates the module's move: operators' filters use it.
+LOG = logging.getLogger("cachemgr.signals")
 
 _TAKEN = {signal.SIGINT, signal.SIGHUP}
 

@@ -10,9 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cachemgr.cache.outcome import ApplyResult, Outcome, Result
+from cachemgr.cache.outcome import ApplyResult, FileOutcome, Result
 from cachemgr.cache.plan import Action, Decision, Plan, Reason
-from cachemgr.report import FileLine, Summary, file_lines, summarize, summary_line
+from cachemgr.pipeline.report import (
+    FileLine,
+    Summary,
+    file_lines,
+    summarize,
+    summary_line,
+)
 from tests.unit.cache.helpers import NOW, make_file
 
 CONTRACT_KEYS = [
@@ -68,12 +74,12 @@ def plan_of(*decisions: Decision) -> Plan:
     return Plan(decisions=tuple(decisions), now=NOW)
 
 
-def outcome(d: Decision, result: Result = Result.DONE, detail: str = "") -> Outcome:
-    return Outcome(d, result, detail or f"{result.value} detail")
+def outcome(d: Decision, result: Result = Result.DONE, detail: str = "") -> FileOutcome:
+    return FileOutcome(d, result, detail or f"{result.value} detail")
 
 
-def applied(*outcomes: Outcome) -> ApplyResult:
-    return ApplyResult(outcomes=tuple(outcomes))
+def applied(*outcomes: FileOutcome) -> ApplyResult:
+    return ApplyResult.of(outcomes)
 
 
 def summary_of(plan: Plan, result: ApplyResult | None, **kwargs) -> Summary:

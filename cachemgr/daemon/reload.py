@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from oslo_config import cfg
 
 from cachemgr.exceptions import ConfigFileError
-from cachemgr.settings import Settings, load_settings, read_every_option
+from cachemgr.pipeline.settings import Settings, load_settings, read_every_option
 
 __all__ = ["describe_changes", "reread_config"]
 

@@ -8,13 +8,12 @@ import os
 import time
 from pathlib import Path
 
-import pytest
 from oslo_config import cfg
 
 from cachemgr import conf as cachemgr_conf
 from cachemgr.inventory.base import load_inventory
-from cachemgr.pipeline import PassStopped, run_pass
-from cachemgr.settings import Settings, load_settings
+from cachemgr.pipeline.run import run_pass
+from cachemgr.pipeline.settings import Settings, load_settings
 
 NAMES = ("a" * 40, "b" * 40, "c" * 40)
 OLD = 10 * 86400
@@ -74,15 +73,14 @@ class TestStopRequested:
         """Stopped before the plan: every file is left as it was."""
         settings, conf = make_host(tmp_path)
         before = {n: os.stat(tmp_path / "instances" / "_base" / n) for n in NAMES}
-        with pytest.raises(PassStopped) as stopped:
-            run_pass(
-                settings,
-                load_inventory(conf),
-                dry_run=False,
-                stop_requested=StopAfter(0),
-            )
-        assert stopped.value.report is None
-        assert "nothing was changed" in str(stopped.value)
+        report = run_pass(
+            settings,
+            load_inventory(conf),
+            dry_run=False,
+            stop_requested=StopAfter(0),
+        )
+        assert report.summary is None
+        assert "nothing was changed" in str(report.stopped)
         after = {n: os.stat(tmp_path / "instances" / "_base" / n) for n in NAMES}
         assert after == before
 
@@ -90,23 +88,19 @@ class TestStopRequested:
         """Files before the stop are handled whole and logged; the rest are
         left for the next pass and counted nowhere."""
         settings, conf = make_host(tmp_path)
-        with (
-            caplog.at_level(logging.INFO, logger="cachemgr.pipeline"),
-            pytest.raises(PassStopped) as stopped,
-        ):
-            run_pass(
+        with caplog.at_level(logging.INFO, logger="cachemgr.pipeline"):
+            report = run_pass(
                 settings,
                 load_inventory(conf),
                 dry_run=False,
                 stop_requested=StopAfter(2),
             )
         assert left(tmp_path) == {NAMES[1], NAMES[2]}
-        report = stopped.value.report
-        assert report is not None
+        assert report.summary is not None
         assert report.summary.removed == 1
         assert report.summary.files == 1
-        assert set(report.stage_seconds) == {"gather", "plan", "apply"}
-        assert "after 1 of 3 planned file operations" in str(stopped.value)
+        assert set(report.stage_seconds) == {"gather", "plan", "apply", "report"}
+        assert "after 1 of 3 planned file operations" in str(report.stopped)
         assert f"Removed {NAMES[0]}" in caplog.text
         assert NAMES[1] not in caplog.text
         assert "Image cache pass complete" not in caplog.text

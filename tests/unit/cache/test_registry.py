@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cachemgr.cache import registry
 from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
-from cachemgr.inventory import registry
 from tests.deadline import deadline
 
 NOW = 1_800_000_000.0

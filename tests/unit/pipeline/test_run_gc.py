@@ -18,8 +18,8 @@ from cachemgr import conf as cachemgr_conf
 from cachemgr.exceptions import InventoryUnavailable
 from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.model import Instance
-from cachemgr.pipeline import run_pass
-from cachemgr.settings import Settings, load_settings
+from cachemgr.pipeline.run import run_pass
+from cachemgr.pipeline.settings import Settings, load_settings
 
 
 def make_settings(tmp_path: Path) -> Settings:

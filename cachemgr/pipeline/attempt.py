@@ -9,34 +9,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from cachemgr import pipeline
 from cachemgr.exceptions import CachemgrError
 from cachemgr.inventory.base import Inventory
-from cachemgr.settings import Settings
-from cachemgr.status import Outcome
+from cachemgr.pipeline import run
+from cachemgr.pipeline.result import PassOutcome, PassReport, PassResult
+from cachemgr.pipeline.settings import Settings
 
-__all__ = ["Attempt", "attempt_pass"]
+__all__ = ["PassRunner", "attempt_pass"]
 
-LOG = logging.getLogger(__name__)
+# The logger's name predates the module's move: operators' filters use it.
+LOG = logging.getLogger("cachemgr.attempt")
 
-PassRunner = Callable[..., pipeline.PassReport]
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """How one pass ended; ``report`` is None unless it got that far."""
-
-    outcome: Outcome
-    report: pipeline.PassReport | None
-    error: str | None
-    started_at: float
-    ended_at: float
-
-
-def _never() -> bool:
-    return False
+PassRunner = Callable[..., PassReport]
 
 
 def attempt_pass(
@@ -44,9 +29,9 @@ def attempt_pass(
     inventory: Callable[[], Inventory],
     *,
     dry_run: bool,
-    stop_requested: Callable[[], bool] = _never,
-    run_pass: PassRunner = pipeline.run_pass,
-) -> Attempt:
+    stop_requested: Callable[[], bool] = run.never,
+    run_pass: PassRunner = run.run_pass,
+) -> PassResult:
     """Run one pass and log how it ended; never raise for a pass's failure.
 
     ``inventory`` is called inside the attempt, so a driver that cannot be
@@ -55,29 +40,29 @@ def attempt_pass(
     started = time.time()
     # At INFO: after a watchdog kill, the journal shows the pass had begun.
     LOG.info("Image cache pass starting")
-    report: pipeline.PassReport | None = None
+    report: PassReport | None = None
     error: str | None = None
-    outcome = Outcome.COMPLETED
+    outcome = PassOutcome.COMPLETED
     try:
         report = run_pass(
             settings, inventory(), dry_run=dry_run, stop_requested=stop_requested
         )
-    except pipeline.PassStopped as exc:
-        outcome, report, error = Outcome.STOPPED, exc.report, str(exc)
     except CachemgrError as exc:
-        outcome, error = Outcome.REFUSED, str(exc)
+        outcome, error = PassOutcome.REFUSED, str(exc)
     except Exception as exc:
         LOG.exception("Image cache pass failed, nothing more will be removed")
-        outcome, error = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
+        outcome, error = PassOutcome.FAILED, f"{type(exc).__name__}: {exc}"
+    if report is not None and report.stopped is not None:
+        outcome, error = PassOutcome.STOPPED, report.stopped
     # Logged outside the except blocks: oslo.log would repeat the error.
-    if outcome is Outcome.REFUSED:
+    if outcome is PassOutcome.REFUSED:
         LOG.error("Image cache pass refused, nothing was removed: %s", error)
-    elif outcome is Outcome.STOPPED:
+    elif outcome is PassOutcome.STOPPED:
         LOG.info("Image cache pass %s", error)
-    elif report is not None and report.summary.errors:
+    elif report is not None and report.summary is not None and report.summary.errors:
         LOG.warning(
             "Image cache pass completed with %d error(s); each is logged "
             "above with its file",
             report.summary.errors,
         )
-    return Attempt(outcome, report, error, started, time.time())
+    return PassResult(outcome, started, time.time(), dry_run, report, error)

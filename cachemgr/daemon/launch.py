@@ -15,11 +15,11 @@ from oslo_config import cfg
 from oslo_service import opts as oslo_service_opts
 from oslo_service import service as oslo_service
 
+from cachemgr.daemon.notify import Notifier
+from cachemgr.daemon.service import CacheService
+from cachemgr.daemon.signals import route_master_signals
 from cachemgr.exceptions import ConfigError
-from cachemgr.notify import Notifier
-from cachemgr.service import CacheService
-from cachemgr.settings import Settings
-from cachemgr.signals import route_master_signals
+from cachemgr.pipeline.settings import Settings
 
 __all__ = ["check_daemon_options", "launch_daemon"]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cachemgr.notify import Notifier
+from cachemgr.daemon.notify import Notifier
 
 
 @contextlib.contextmanager

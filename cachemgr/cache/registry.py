@@ -30,7 +30,8 @@ __all__ = [
     "storage_users",
 ]
 
-LOG = logging.getLogger(__name__)
+# The logger's name predates the module's move: operators' filters use it.
+LOG = logging.getLogger("cachemgr.inventory.registry")
 
 REGISTRY_FILE_NAME = "compute_nodes"
 RECENT_SECONDS = 24 * 3600

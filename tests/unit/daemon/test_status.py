@@ -6,36 +6,36 @@ import json
 import logging
 import os
 
-from cachemgr.report import Summary
-from cachemgr.status import (
+from cachemgr.daemon.status import (
     FORMAT_VERSION,
     DaemonState,
-    Outcome,
-    PassRecord,
     pass_entry,
     read_status,
     status_document,
     write_status,
 )
+from cachemgr.pipeline.report import Summary
+from cachemgr.pipeline.result import PassOutcome, PassReport, PassResult
 
 T0 = 1_790_000_000.0
 SUMMARY = Summary(files=5, in_use=2, removed=2, too_young=1, bytes_removed=8192)
 
 
-def completed(started: float = T0) -> PassRecord:
-    return PassRecord(
-        outcome=Outcome.COMPLETED,
+def completed(started: float = T0) -> PassResult:
+    return PassResult(
+        outcome=PassOutcome.COMPLETED,
         started_at=started,
         ended_at=started + 1.5,
         dry_run=False,
-        summary=SUMMARY,
-        stage_seconds={"gather": 1.0, "plan": 0.1, "apply": 0.3, "report": 0.1},
+        report=PassReport(
+            SUMMARY, {"gather": 1.0, "plan": 0.1, "apply": 0.3, "report": 0.1}
+        ),
     )
 
 
-def refused(started: float = T0 + 60) -> PassRecord:
-    return PassRecord(
-        outcome=Outcome.REFUSED,
+def refused(started: float = T0 + 60) -> PassResult:
+    return PassResult(
+        outcome=PassOutcome.REFUSED,
         started_at=started,
         ended_at=started + 0.2,
         dry_run=False,
@@ -44,7 +44,7 @@ def refused(started: float = T0 + 60) -> PassRecord:
 
 
 def document(
-    record: PassRecord, last_completed=None, state=DaemonState.RUNNING
+    record: PassResult, last_completed=None, state=DaemonState.RUNNING
 ) -> dict:
     entry = pass_entry(record)
     return status_document(
@@ -54,7 +54,9 @@ def document(
         manager_interval=2400,
         next_pass_at=None if state is DaemonState.STOPPED else T0 + 2400,
         last_pass=entry,
-        last_completed=entry if record.outcome is Outcome.COMPLETED else last_completed,
+        last_completed=entry
+        if record.outcome is PassOutcome.COMPLETED
+        else last_completed,
     )
 
 

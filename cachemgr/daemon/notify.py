@@ -20,7 +20,8 @@ from collections.abc import Callable, MutableMapping
 
 __all__ = ["Notifier"]
 
-LOG = logging.getLogger(__name__)
+# The logger's name predates the module's move: operators' filters use it.
+LOG = logging.getLogger("cachemgr.notify")
 
 # The variables systemd sets for a Type=notify service with WatchdogSec=.
 _SOCKET_VAR = "NOTIFY_SOCKET"

@@ -13,11 +13,11 @@ import pytest
 from oslo_config import cfg
 
 from cachemgr import conf as cachemgr_conf
-from cachemgr.notify import Notifier
-from cachemgr.pipeline import PassReport, PassStopped
-from cachemgr.report import Summary
-from cachemgr.service import CacheService, pass_interval, seconds_to_wait
-from cachemgr.settings import load_settings
+from cachemgr.daemon.notify import Notifier
+from cachemgr.daemon.service import CacheService, pass_interval, seconds_to_wait
+from cachemgr.pipeline.report import Summary
+from cachemgr.pipeline.result import PassReport
+from cachemgr.pipeline.settings import load_settings
 
 WAIT = 10.0
 
@@ -171,7 +171,7 @@ class TestTimer:
             inside.set()
             release.wait(WAIT)
             passes.stop_answers.append(stop_requested())
-            raise PassStopped("stopped after gathering; nothing was changed")
+            return PassReport(None, {}, "stopped after gathering; nothing was changed")
 
         passes = ScriptedPasses(clock, [slow])
         service = make_service(tmp_path, passes, clock, manager_interval=1)

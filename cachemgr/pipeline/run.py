@@ -13,51 +13,25 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
-from cachemgr import guard, report
-from cachemgr.cache import apply, locks, plan, scan, usage
+from cachemgr.cache import apply, locks, plan, registry, scan, usage
 from cachemgr.cache.outcome import ApplyResult
 from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
 from cachemgr.exceptions import GatherError
-from cachemgr.inventory import registry
 from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.model import Instance
-from cachemgr.settings import Settings
+from cachemgr.pipeline import guard, report
+from cachemgr.pipeline.result import PassReport
+from cachemgr.pipeline.settings import Settings
 
-__all__ = ["PassReport", "PassStopped", "run_pass"]
+__all__ = ["PassReport", "never", "run_pass"]
 
-LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class PassReport:
-    """What one completed pass did, and how long each stage took."""
-
-    summary: report.Summary
-    stage_seconds: dict[str, float]
+# The logger's name predates the module's move: operators' filters use it.
+LOG = logging.getLogger("cachemgr.pipeline")
 
 
-class PassStopped(Exception):
-    """The daemon is stopping and the pass stopped at a safe point.
-
-    ``report`` covers the files the pass reached (each already logged), or
-    is None when it stopped before changing anything.
-    """
-
-    def __init__(self, message: str, report: PassReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-class _ApplyStopped(Exception):
-    def __init__(self, applied: ApplyResult, planned: int) -> None:
-        super().__init__("stopped during apply")
-        self.applied = applied
-        self.planned = planned
-
-
-def _never() -> bool:
+def never() -> bool:
+    """The ``stop_requested`` of a pass that nothing stops (``--once``)."""
     return False
 
 
@@ -86,7 +60,7 @@ def run_pass(
     *,
     dry_run: bool,
     clock: Callable[[], float] = time.time,
-    stop_requested: Callable[[], bool] = _never,
+    stop_requested: Callable[[], bool] = never,
 ) -> PassReport:
     """Run one pass and log its per-file lines and summary line.
 
@@ -94,10 +68,13 @@ def run_pass(
     operation (the daemon also uses the calls as its watchdog's sign of
     progress); once it answers True the pass stops there.
 
+    Returns:
+        The report; its ``stopped`` says why a pass stopped early, and then
+        its counters (if any) cover only the files it reached, each logged.
+
     Raises:
         InventoryError: the instances cannot be known; nothing was changed.
         GatherError: the storage could not be scanned; nothing was changed.
-        PassStopped: stop was requested; what was done is logged.
     """
     timer = _StageTimer()
     with timer("gather"):
@@ -116,23 +93,32 @@ def run_pass(
             ", ".join(open_files.unreadable_examples),
         )
     if stop_requested():
-        raise PassStopped("stopped after gathering; nothing was changed")
+        return PassReport(
+            None, dict(timer.seconds), "stopped after gathering; nothing was changed"
+        )
     with timer("plan"):
         decided = plan.make_plan(
             cache, used, disks.backing, open_files.holders, settings.policy, clock()
         )
-    try:
-        with timer("apply"):
-            applied, would = _apply(decided, cache, settings, dry_run, stop_requested)
-    except _ApplyStopped as stop:
-        raise _stopped_in_apply(decided, stop, disks, timer) from None
+    with timer("apply"):
+        applied, would = _apply(decided, cache, settings, dry_run, stop_requested)
     with timer("report"):
         summary = _report(decided, applied, would, disks, timer)
-        for name in cache.other_entries:
-            LOG.debug("Left alone %s: not a regular file", name)
+    if applied is not None and applied.stopped:
+        planned = sum(d.action is not plan.Action.KEEP for d in decided.decisions)
+        return PassReport(
+            summary,
+            dict(timer.seconds),
+            f"stopped during apply after {len(applied.outcomes)} of {planned} "
+            "planned file operations, the rest is left for the next pass: "
+            f"removed={summary.removed} bytes_removed={summary.bytes_removed} "
+            f"errors={summary.errors}",
+        )
+    for name in cache.other_entries:
+        LOG.debug("Left alone %s: not a regular file", name)
     LOG.info("%s", report.summary_line(summary))
     LOG.debug("Stage durations: %s", timer.describe())
-    return PassReport(summary=summary, stage_seconds=dict(timer.seconds))
+    return PassReport(summary, dict(timer.seconds))
 
 
 def _gather(
@@ -215,64 +201,30 @@ def _apply(
     if dry_run:
         return None, "dry run"
     touches = decided.with_action(plan.Action.TOUCH)
+
+    def carry_out(decisions: Sequence[plan.Decision]) -> ApplyResult:
+        return apply.apply_plan(
+            decisions,
+            cache,
+            settings.lock_path,
+            settings.lock_wait_seconds,
+            stop_requested,
+        )
+
     if not settings.remove_unused:
-        return _apply_some(
-            touches, cache, settings, stop_requested
-        ), "remove_unused_base_images = false"
+        return carry_out(touches), "remove_unused_base_images = false"
     try:
         with locks.remover_lock(settings.lock_path) as removing:
             if not removing:
                 why = "another cachemgr of this storage is removing files"
-                return _apply_some(touches, cache, settings, stop_requested), why
-            return _apply_some(decided.decisions, cache, settings, stop_requested), None
+                return carry_out(touches), why
+            return carry_out(decided.decisions), None
     except locks.UnsafeLockFile as exc:
         # Raised on entering the lock, before any file was touched.
         unsafe = exc
     # Logged outside the except block: oslo.log would append the exception.
     LOG.warning("Nothing is removed this pass: %s", unsafe)
-    why = "the remover lock cannot be opened safely"
-    return _apply_some(touches, cache, settings, stop_requested), why
-
-
-def _apply_some(
-    decisions: Sequence[plan.Decision],
-    cache: CacheSnapshot,
-    settings: Settings,
-    stop_requested: Callable[[], bool],
-) -> ApplyResult:
-    applied = apply.apply_plan(
-        decisions,
-        cache,
-        settings.lock_path,
-        settings.lock_wait_seconds,
-        stop_requested,
-    )
-    planned = sum(d.action is not plan.Action.KEEP for d in decisions)
-    if len(applied.outcomes) < planned:
-        raise _ApplyStopped(applied, planned)
-    return applied
-
-
-def _stopped_in_apply(
-    decided: plan.Plan, stop: _ApplyStopped, disks: DiskSnapshot, timer: _StageTimer
-) -> PassStopped:
-    """Log what a pass stopped during apply did; the rest waits for the next.
-
-    Only the decisions apply carried out are reported and counted: each file
-    it reached was handled whole, the others were not touched.
-    """
-    applied = stop.applied
-    done = {o.decision.file.name for o in applied.outcomes}
-    reached = plan.Plan(
-        tuple(d for d in decided.decisions if d.file.name in done), decided.now
-    )
-    summary = _report(reached, applied, None, disks, timer)
-    return PassStopped(
-        f"stopped during apply after {len(done)} of {stop.planned} planned file "
-        f"operations, the rest is left for the next pass: removed={summary.removed} "
-        f"bytes_removed={summary.bytes_removed} errors={summary.errors}",
-        PassReport(summary=summary, stage_seconds=dict(timer.seconds)),
-    )
+    return carry_out(touches), "the remover lock cannot be opened safely"
 
 
 def _report(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cachemgr.exceptions import InventoryUntrustworthy
-from cachemgr.guard import check_inventory_trust
+from cachemgr.pipeline.guard import check_inventory_trust
 
 
 class TestCheckInventoryTrust:

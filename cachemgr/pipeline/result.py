@@ -1,0 +1,78 @@
+"""One pass's result, made once and read by everything that tells of it.
+
+``run_pass`` makes the PassReport (the counters and stage times, and why it
+stopped early if it did); ``attempt_pass`` wraps it in the PassResult (how
+the attempt ended). The status file, systemd's STATUS= line and the exit
+status of ``--once`` all read that one record.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cachemgr.pipeline.report import Summary, brief_counters
+
+__all__ = ["PassOutcome", "PassReport", "PassResult", "iso_time"]
+
+
+class PassOutcome(enum.Enum):
+    """How a pass ended; the values are the status file's words."""
+
+    COMPLETED = "completed"
+    REFUSED = "refused"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class PassReport:
+    """What the stages of one pass did, and how long each took.
+
+    ``summary`` is None when the pass stopped before apply; ``stopped`` says
+    why a pass stopped early, and then the counters cover only the files it
+    reached.
+    """
+
+    summary: Summary | None
+    stage_seconds: Mapping[str, float] = field(default_factory=dict)
+    stopped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PassResult:
+    """How one attempted pass ended; ``report`` is None unless it got that far."""
+
+    outcome: PassOutcome
+    started_at: float
+    ended_at: float
+    dry_run: bool
+    report: PassReport | None = None
+    error: str | None = None
+
+    @property
+    def summary(self) -> Summary | None:
+        return self.report.summary if self.report is not None else None
+
+    @property
+    def stage_seconds(self) -> Mapping[str, float]:
+        return self.report.stage_seconds if self.report is not None else {}
+
+    def describe(self) -> str:
+        """One line for systemd's STATUS=: outcome, time, and what it did."""
+        when = iso_time(self.ended_at)
+        summary = self.summary
+        what = (
+            brief_counters(summary)
+            if summary is not None
+            else self.error or "no counters"
+        )
+        dry = " (dry run)" if self.dry_run else ""
+        return f"Last pass {self.outcome.value}{dry} at {when}: {what}"
+
+
+def iso_time(epoch: float) -> str:
+    """An epoch time as the status file and STATUS= write it, in UTC."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
