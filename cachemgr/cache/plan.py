@@ -138,8 +138,8 @@ class _Decider:
         policy: Policy,
         now: float,
     ) -> None:
-        self._users = usage.instances_by_fingerprint
-        self._used_others = usage.used_swap_images | usage.used_ephemeral_images
+        self._users = usage.image_users
+        self._used_others = usage.other_names
         self._backing = backing
         self._open_files = open_files
         self._now = now

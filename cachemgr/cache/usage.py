@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from cachemgr.cache import naming
 from cachemgr.inventory.model import Instance
 
-__all__ = ["EphemeralNaming", "ImageUse", "Usage", "used_names"]
+__all__ = ["EphemeralNaming", "Usage", "used_names"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,55 +29,36 @@ class EphemeralNaming:
 
 
 @dataclass(frozen=True, slots=True)
-class ImageUse:
-    """How many local and remote instances use one image, and which."""
-
-    local: int
-    remote: int
-    instance_names: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class Usage:
-    """The names in use, as nova's image cache manager computes them."""
+    """The cache names the instances use, in the shape the plan reads them.
 
-    used_images: Mapping[str, ImageUse]
-    instance_names: frozenset[str]
-    used_swap_images: frozenset[str]
-    used_ephemeral_images: frozenset[str]
+    nova's manager also counts local and remote users and lists instance
+    directory names; cachemgr sweeps every directory and decides nothing by
+    those counts, so it does not compute them.
+    """
 
-    @property
-    def instances_by_fingerprint(self) -> Mapping[str, tuple[str, ...]]:
-        """Base file name -> the instances using that image, for the log."""
-        return {
-            naming.fingerprint(ref): use.instance_names
-            for ref, use in self.used_images.items()
-        }
+    image_users: Mapping[str, tuple[str, ...]]
+    """Base file name (an image's fingerprint) -> the instances using it."""
+    other_names: frozenset[str]
+    """The ``swap_<MB>`` and ``ephemeral_<GB>_<ext>`` names in use."""
 
 
-def used_names(
-    instances: Iterable[Instance], host: str, ephemeral: EphemeralNaming
-) -> Usage:
-    """The cache names the instances use; ``host`` splits local from remote."""
-    counts: dict[str, tuple[int, int, list[str]]] = {}
-    dirs: set[str] = set()
-    swaps: set[str] = set()
-    ephemerals: set[str] = set()
-    # One md5 per os_type, not one per instance with an ephemeral disk.
+def used_names(instances: Iterable[Instance], ephemeral: EphemeralNaming) -> Usage:
+    """The cache names the instances use."""
+    users: dict[str, list[str]] = {}
+    others: set[str] = set()
+    # One sha1 per image and one md5 per os_type, not one per instance.
+    fingerprints: dict[str, str] = {}
     extensions: dict[str | None, str] = {}
     for instance in instances:
-        dirs.update(_directory_names(instance))
         for ref in instance.image_ids:
-            local, remote, names = counts.get(ref, (0, 0, []))
-            if instance.host == host:
-                local += 1
-            else:
-                remote += 1
-            names.append(instance.name)
-            counts[ref] = (local, remote, names)
+            fingerprint = fingerprints.get(ref)
+            if fingerprint is None:
+                fingerprint = fingerprints[ref] = naming.fingerprint(ref)
+            users.setdefault(fingerprint, []).append(instance.name)
         swap = next((d for d in instance.block_devices if d.is_swap), None)
         if swap is not None:
-            swaps.add(naming.swap_name(swap.volume_size or 0))
+            others.add(naming.swap_name(swap.volume_size or 0))
         eph = next((d for d in instance.block_devices if d.is_ephemeral), None)
         if eph is not None:
             ext = extensions.get(instance.os_type)
@@ -85,21 +66,8 @@ def used_names(
                 ext = extensions[instance.os_type] = ephemeral.extension(
                     instance.os_type
                 )
-            ephemerals.add(naming.ephemeral_name(eph.volume_size or 0, ext))
+            others.add(naming.ephemeral_name(eph.volume_size or 0, ext))
     return Usage(
-        used_images={
-            ref: ImageUse(local, remote, tuple(names))
-            for ref, (local, remote, names) in counts.items()
-        },
-        instance_names=frozenset(dirs),
-        used_swap_images=frozenset(swaps),
-        used_ephemeral_images=frozenset(ephemerals),
+        image_users={fp: tuple(names) for fp, names in users.items()},
+        other_names=frozenset(others),
     )
-
-
-def _directory_names(instance: Instance) -> tuple[str, ...]:
-    """The directory names an instance may have under instances_path."""
-    names = (instance.name, instance.uuid)
-    if instance.is_resizing:
-        return names + tuple(f"{name}_resize" for name in names)
-    return names

@@ -79,10 +79,10 @@ def run_pass(
     timer = _StageTimer()
     with timer("gather"):
         instances, cache, disks = _gather(settings, inventory, dry_run, clock())
-        used = usage.used_names(instances, settings.host, settings.ephemeral)
         guard.check_inventory_trust(
             len(instances), disks.disk_count, settings.instances_path, settings.host
         )
+        used = usage.used_names(instances, settings.ephemeral)
         open_files = scan.scan_open_files(cache.files)
     if open_files.unreadable_processes:
         LOG.warning(

@@ -80,16 +80,14 @@ class TestListInstances:
         """The decoded instances give exactly what nova's own manager computes."""
         inventory = make_inventory(conductor.url, conductor.exchange)
         instances = inventory.list_instances(HOSTS)
-        used = usage.used_names(instances, "compute-01", usage.EphemeralNaming())
-        assert sorted(used.instance_names) == EXPECTED["instance_names"]
-        assert sorted(used.used_swap_images) == EXPECTED["used_swap_images"]
-        assert sorted(used.used_ephemeral_images) == EXPECTED["used_ephemeral_images"]
-        assert {
-            ref: (use.local, use.remote) for ref, use in used.used_images.items()
-        } == {
-            ref: (want["local"], want["remote"])
-            for ref, want in EXPECTED["used_images"].items()
+        used = usage.used_names(instances, usage.EphemeralNaming())
+        assert used.image_users == {
+            want["libvirt_base_file"]: tuple(want["instance_names"])
+            for want in EXPECTED["used_images"].values()
         }
+        assert used.other_names == set(
+            EXPECTED["used_swap_images"] + EXPECTED["used_ephemeral_images"]
+        )
 
     def test_asks_what_nova_compute_asks(
         self, conductor: Serving, make_inventory: MakeInventory

@@ -115,9 +115,9 @@ def _blank_disk(guest_format: str, size: int) -> BlockDevice:
     )
 
 
-def make_usage(*instances: Instance, host: str = "cmp1") -> Usage:
+def make_usage(*instances: Instance) -> Usage:
     """The names ``instances`` use, with nova's default ephemeral naming."""
-    return used_names(instances, host, EPHEMERAL)
+    return used_names(instances, EPHEMERAL)
 
 
 def make_cache(*files: CacheFile, path: str = CACHE_DIR) -> CacheSnapshot:

@@ -13,7 +13,7 @@ from cachemgr.cache import naming
 from cachemgr.cache.plan import Action, Plan, Policy, Reason, make_plan
 from cachemgr.cache.snapshot import CacheFile
 from cachemgr.cache.usage import Usage, used_names
-from tests.unit.strategies import LOCAL_HOST, Host, hosts
+from tests.unit.strategies import Host, hosts
 
 
 def plan_of(host: Host, *, now: float | None = None) -> Plan:
@@ -29,7 +29,7 @@ def plan_of(host: Host, *, now: float | None = None) -> Plan:
 
 
 def usage_of(host: Host) -> Usage:
-    return used_names(host.instances, LOCAL_HOST, host.ephemeral)
+    return used_names(host.instances, host.ephemeral)
 
 
 def named_by_instance(host: Host, file: CacheFile) -> bool:
@@ -38,7 +38,7 @@ def named_by_instance(host: Host, file: CacheFile) -> bool:
     if file.kind in (naming.Kind.ORIGINAL, naming.Kind.RESIZED):
         refs = {ref for i in host.instances for ref in i.image_ids}
         return file.name[:40] in {naming.fingerprint(ref) for ref in refs}
-    return file.name in usage.used_swap_images | usage.used_ephemeral_images
+    return file.name in usage.other_names
 
 
 def exact_age(file: CacheFile, now: float) -> Fraction:

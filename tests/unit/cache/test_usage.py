@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cachemgr.cache import naming
-from cachemgr.cache.usage import EphemeralNaming, ImageUse, Usage, used_names
+from cachemgr.cache.usage import EphemeralNaming, Usage, used_names
 from cachemgr.inventory.model import BlockDevice, Instance
 from cachemgr.inventory.nova_objects import (
     attach_block_devices,
@@ -48,7 +48,7 @@ def ephemeral(
 def usage_of(
     *instances: Instance, naming_options: EphemeralNaming | None = None
 ) -> Usage:
-    return used_names(instances, HOST, naming_options or EphemeralNaming())
+    return used_names(instances, naming_options or EphemeralNaming())
 
 
 class TestUsedNames:
@@ -64,110 +64,59 @@ class TestUsedNames:
         )
         usage = used_names(
             instances,
-            expected["CONF.host"],
             EphemeralNaming(
                 mkfs_commands=naming.parse_virt_mkfs(expected["CONF.virt_mkfs"]),
                 default_ephemeral_format=expected["CONF.default_ephemeral_format"],
             ),
         )
-        assert sorted(usage.instance_names) == expected["instance_names"]
-        assert {
-            ref: {
-                "instance_names": list(use.instance_names),
-                "libvirt_base_file": naming.fingerprint(ref),
-                "local": use.local,
-                "remote": use.remote,
-            }
-            for ref, use in usage.used_images.items()
-        } == expected["used_images"]
-        assert sorted(usage.used_swap_images) == expected["used_swap_images"]
-        assert sorted(usage.used_ephemeral_images) == expected["used_ephemeral_images"]
+        assert usage.image_users == {
+            use["libvirt_base_file"]: tuple(use["instance_names"])
+            for use in expected["used_images"].values()
+        }
+        assert usage.other_names == set(
+            expected["used_swap_images"] + expected["used_ephemeral_images"]
+        )
 
     def test_nothing(self) -> None:
         """No instances use nothing."""
-        assert usage_of() == Usage({}, frozenset(), frozenset(), frozenset())
-
-    def test_directory_names(self) -> None:
-        """An instance's name and uuid are its directory names."""
-        assert usage_of(make_instance()).instance_names == {NAME, UUID}
-
-    @pytest.mark.parametrize(
-        ("task_state", "vm_state"),
-        [
-            ("resize_prep", "active"),
-            ("resize_migrating", "active"),
-            ("resize_migrated", "active"),
-            ("resize_finish", "active"),
-            (None, "resized"),
-        ],
-    )
-    def test_resize_names(self, task_state: str | None, vm_state: str) -> None:
-        """Each resize task state and vm_state resized add the _resize twins."""
-        instance = make_instance(task_state=task_state, vm_state=vm_state)
-        assert usage_of(instance).instance_names == {
-            NAME,
-            UUID,
-            f"{NAME}_resize",
-            f"{UUID}_resize",
-        }
-
-    @pytest.mark.parametrize(
-        ("task_state", "vm_state"),
-        [
-            (None, "active"),
-            ("resize_reverting", "active"),
-            ("resize_confirming", "active"),
-            ("migrating", "active"),
-            (None, "stopped"),
-            (None, "soft-delete"),
-        ],
-    )
-    def test_no_resize_names(self, task_state: str | None, vm_state: str) -> None:
-        """Other states, including reverting and confirming, add no twins."""
-        instance = make_instance(task_state=task_state, vm_state=vm_state)
-        assert usage_of(instance).instance_names == {NAME, UUID}
+        assert usage_of() == Usage({}, frozenset())
 
     def test_image_kernel_and_ramdisk(self) -> None:
         """image_ref, kernel_id and ramdisk_id each make an image used."""
         instance = make_instance(image_ref="img", kernel_id="aki", ramdisk_id="ari")
-        usage = usage_of(instance)
-        assert usage.used_images == {
-            ref: ImageUse(1, 0, (NAME,)) for ref in ("img", "aki", "ari")
-        }
-        assert set(usage.instances_by_fingerprint) == {
-            naming.fingerprint(ref) for ref in ("img", "aki", "ari")
+        assert usage_of(instance).image_users == {
+            naming.fingerprint(ref): (NAME,) for ref in ("img", "aki", "ari")
         }
 
     def test_empty_image_ref_counts(self) -> None:
         """Boot from volume's empty image_ref is used, as sha1('')."""
         usage = usage_of(make_instance(image_ref=""))
-        assert usage.used_images == {"": ImageUse(1, 0, (NAME,))}
-        assert set(usage.instances_by_fingerprint) == {
-            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
+        assert usage.image_users == {
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709": (NAME,)
         }
 
     def test_null_image_fields_do_not_count(self) -> None:
         """Null image_ref, kernel_id and ramdisk_id use no image."""
-        assert usage_of(make_instance()).used_images == {}
+        assert usage_of(make_instance()).image_users == {}
 
-    def test_local_and_remote(self) -> None:
-        """Instances on HOST count as local, others and hostless as remote."""
+    def test_every_host_counts(self) -> None:
+        """Instances of this host, of others and of none all use the image."""
         usage = usage_of(
             make_instance(uuid="a", name="a", image_ref="img"),
             make_instance(uuid="b", name="b", image_ref="img", host="compute-02"),
             make_instance(uuid="c", name="c", image_ref="img", host=None),
         )
-        assert usage.used_images == {"img": ImageUse(1, 2, ("a", "b", "c"))}
+        assert usage.image_users == {naming.fingerprint("img"): ("a", "b", "c")}
 
     def test_same_image_twice_in_one_instance(self) -> None:
         """An id in two image fields counts twice, as in nova."""
         usage = usage_of(make_instance(image_ref="img", kernel_id="img"))
-        assert usage.used_images == {"img": ImageUse(2, 0, (NAME, NAME))}
+        assert usage.image_users == {naming.fingerprint("img"): (NAME, NAME)}
 
     def test_first_swap_wins(self) -> None:
         """Only the first swap mapping names a swap file."""
         instance = make_instance(block_devices=(swap(512), swap(1024)))
-        assert usage_of(instance).used_swap_images == {"swap_512"}
+        assert usage_of(instance).other_names == {"swap_512"}
 
     def test_no_device_skipped(self) -> None:
         """Mappings with no_device are skipped for swap and ephemeral."""
@@ -178,8 +127,7 @@ class TestUsedNames:
             ephemeral(7),
         )
         usage = usage_of(make_instance(block_devices=devices))
-        assert usage.used_swap_images == {"swap_1024"}
-        assert usage.used_ephemeral_images == {f"ephemeral_7_{VFAT}"}
+        assert usage.other_names == {"swap_1024", f"ephemeral_7_{VFAT}"}
 
     @pytest.mark.parametrize(
         "device",
@@ -193,27 +141,24 @@ class TestUsedNames:
     def test_not_blank_local(self, device: BlockDevice) -> None:
         """Only blank local mappings make swap or ephemeral files."""
         usage = usage_of(make_instance(block_devices=(device,)))
-        assert (usage.used_swap_images, usage.used_ephemeral_images) == (
-            frozenset(),
-            frozenset(),
-        )
+        assert usage.other_names == frozenset()
 
     def test_swap_without_size(self) -> None:
         """A swap mapping without a size names swap_0."""
         instance = make_instance(block_devices=(swap(512, volume_size=None),))
-        assert usage_of(instance).used_swap_images == {"swap_0"}
+        assert usage_of(instance).other_names == {"swap_0"}
 
     def test_first_ephemeral_wins(self) -> None:
         """Only the first ephemeral mapping names an ephemeral file."""
         instance = make_instance(block_devices=(swap(512), ephemeral(1), ephemeral(2)))
-        assert usage_of(instance).used_ephemeral_images == {f"ephemeral_1_{VFAT}"}
+        assert usage_of(instance).other_names == {"swap_512", f"ephemeral_1_{VFAT}"}
 
     def test_guest_format_does_not_matter(self) -> None:
         """An ntfs guest format still gets the vfat extension by default."""
         instance = make_instance(
             os_type="windows", block_devices=(ephemeral(20, "ntfs"),)
         )
-        assert usage_of(instance).used_ephemeral_images == {f"ephemeral_20_{VFAT}"}
+        assert usage_of(instance).other_names == {f"ephemeral_20_{VFAT}"}
 
     @pytest.mark.parametrize(
         ("os_type", "virt_mkfs", "default_format", "extension"),
@@ -271,4 +216,4 @@ class TestUsedNames:
         )
         instance = make_instance(os_type=os_type, block_devices=(ephemeral(3),))
         usage = usage_of(instance, naming_options=options)
-        assert usage.used_ephemeral_images == {f"ephemeral_3_{extension}"}
+        assert usage.other_names == {f"ephemeral_3_{extension}"}
