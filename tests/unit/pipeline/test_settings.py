@@ -1,0 +1,62 @@
+"""Tests for cachemgr.pipeline.settings: the refusals that keep a pass away
+from what is not the cache dir (exit 2, naming the option and the value)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from oslo_config import cfg
+
+from cachemgr import conf as cachemgr_conf
+from cachemgr.exceptions import ConfigError
+from cachemgr.pipeline.settings import load_settings
+
+
+def settings_from(tmp_path: Path, text: str):
+    path = tmp_path / "cachemgr.conf"
+    path.write_text(text)
+    conf = cfg.ConfigOpts()
+    cachemgr_conf.register_opts(conf)
+    conf(["--config-file", str(path)])
+    return load_settings(conf)
+
+
+class TestSubdirectoryName:
+    @pytest.mark.parametrize("value", [".", "..", "locks", "a/b", "../etc", "/tmp"])
+    def test_not_one_cache_directory_name(self, tmp_path: Path, value: str) -> None:
+        """The instances_path itself, its parent, the locks dir, a path: refused."""
+        with pytest.raises(ConfigError) as info:
+            settings_from(
+                tmp_path,
+                f"[DEFAULT]\ninstances_path = {tmp_path}\n"
+                f"[image_cache]\nsubdirectory_name = {value}\n",
+            )
+        message = str(info.value)
+        assert message.startswith(f"[image_cache] subdirectory_name = {value!r}: ")
+        assert "must be one directory name" in message
+
+    def test_empty(self, tmp_path: Path) -> None:
+        """An empty name would make instances_path the cache dir."""
+        with pytest.raises(ConfigError, match="subdirectory_name = ''"):
+            settings_from(
+                tmp_path,
+                f"[DEFAULT]\ninstances_path = {tmp_path}\n"
+                "[image_cache]\nsubdirectory_name =\n",
+            )
+
+    def test_a_name_makes_the_cache_dir(self, tmp_path: Path) -> None:
+        """Any other single name is the cache dir under instances_path."""
+        settings = settings_from(
+            tmp_path,
+            f"[DEFAULT]\ninstances_path = {tmp_path}\n"
+            "[image_cache]\nsubdirectory_name = _cache\n",
+        )
+        assert settings.cache_dir == str(tmp_path / "_cache")
+        assert settings.skip_dirs == {"_cache", "locks"}
+
+
+class TestInstancesPath:
+    def test_relative_path_is_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match=r"^\[DEFAULT\] instances_path = rel"):
+            settings_from(tmp_path, "[DEFAULT]\ninstances_path = rel/instances\n")
