@@ -13,7 +13,14 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from cachemgr.cache.naming import Kind
-from cachemgr.cache.snapshot import CacheFile, CacheSnapshot, FileKey
+from cachemgr.cache.snapshot import (
+    NO_PINS,
+    CacheFile,
+    CacheSnapshot,
+    FileKey,
+    FilesystemUse,
+    Pins,
+)
 from cachemgr.cache.usage import Usage
 
 __all__ = ["Action", "Decision", "Plan", "Policy", "Reason", "make_plan"]
@@ -31,17 +38,28 @@ class Reason(enum.Enum):
     INSTANCE = "instance"
     BACKING_FILE = "backing_file"
     OPEN_FILE = "open_file"
+    PINNED = "pinned"
     TOO_YOUNG = "too_young"
     UNKNOWN_NAME = "unknown_name"
     UNUSED = "unused"
+    DISK_PRESSURE = "disk_pressure"
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """How old an unused file must be before it goes."""
+    """How old an unused file must be before it goes, and when space is short.
+
+    ``high_watermark_percent`` 0 is off. At or above it, unused files younger
+    than their kind's minimum but older than ``pressure_minimum_age_seconds``
+    go too, oldest first, until the use would be at or below
+    ``low_watermark_percent`` (DESIGN 1.9).
+    """
 
     original_minimum_age_seconds: int
     resized_minimum_age_seconds: int
+    high_watermark_percent: int = 0
+    low_watermark_percent: int = 0
+    pressure_minimum_age_seconds: int = 600
 
     def minimum_age_seconds(self, kind: Kind) -> int:
         if kind is Kind.RESIZED:
@@ -62,8 +80,9 @@ class Decision(NamedTuple):
     reason: Reason
     evidence: str
     """What the reason rests on, shared by many files: who uses it, in words
-    (INSTANCE), the disk (BACKING_FILE), the process (OPEN_FILE), the
-    minimum age that applied (TOO_YOUNG, UNUSED)."""
+    (INSTANCE), the disk (BACKING_FILE), the process (OPEN_FILE), the pin
+    (PINNED), the minimum age that applied (TOO_YOUNG, UNUSED), the use and
+    the watermarks (DISK_PRESSURE)."""
     now: float
     """When the plan was made, for the file's age."""
 
@@ -79,6 +98,8 @@ class Decision(NamedTuple):
             return f"age {self.age_seconds:.0f}s, {self.evidence}"
         if reason is Reason.UNUSED:
             return f"{_UNUSED_DETAIL}; age {self.age_seconds:.0f}s, {self.evidence}"
+        if reason is Reason.DISK_PRESSURE:
+            return f"{_UNUSED_DETAIL}; {self.evidence}; age {self.age_seconds:.0f}s"
         return self.evidence
 
     @property
@@ -104,6 +125,9 @@ def make_plan(
     open_files: Mapping[FileKey, str],
     policy: Policy,
     now: float,
+    *,
+    pins: Pins = NO_PINS,
+    filesystem: FilesystemUse | None = None,
 ) -> Plan:
     """Decide every file of ``cache``.
 
@@ -112,14 +136,59 @@ def make_plan(
         usage: the names the inventory's instances use.
         backing: cache name -> a disk whose backing chain reaches it.
         open_files: (st_dev, st_ino) -> who holds that file open.
-        policy: the minimum ages.
+        policy: the minimum ages and the watermarks.
         now: the time the ages are measured at, in epoch seconds.
+        pins: the active pins.
+        filesystem: the use of the cache's file system when the pass began;
+            None (cache dir missing) is never under pressure.
     """
-    decide = _Decider(usage, backing, open_files, policy, now)
+    decide = _Decider(usage, backing, open_files, pins, policy, now)
     # Decided in scan order (the order the records lie in memory), then
     # sorted by name: 8% faster at 100,000 files. Names are unique.
     decisions = sorted(map(decide, cache.files), key=attrgetter("file.name"))
+    if (
+        filesystem is not None
+        and policy.high_watermark_percent
+        and filesystem.at_or_above(policy.high_watermark_percent)
+    ):
+        decisions = _relieve_pressure(decisions, filesystem, policy, now)
     return Plan(decisions=tuple(decisions), now=now)
+
+
+def _relieve_pressure(
+    decisions: list[Decision], filesystem: FilesystemUse, policy: Policy, now: float
+) -> list[Decision]:
+    """Also remove files kept only as too young, oldest first, ties by name,
+    until the use, less all that the plan removes, is at or below the low
+    watermark. Never one younger than ``pressure_minimum_age_seconds``."""
+    freed = sum(d.file.allocated_bytes for d in decisions if d.action is Action.REMOVE)
+    low = policy.low_watermark_percent
+    if filesystem.at_or_below(low, freed_bytes=freed):
+        return decisions
+    cutoff = _cutoff_ns(policy.pressure_minimum_age_seconds, now)
+    candidates = sorted(
+        (
+            (d.file.mtime_ns, d.file.name, index)
+            for index, d in enumerate(decisions)
+            if d.reason is Reason.TOO_YOUNG and d.file.mtime_ns < cutoff
+        ),
+    )
+    evidence = (
+        f"disk pressure: file system {filesystem.percent:.1f}% used, at or above "
+        f"the high watermark {policy.high_watermark_percent}%, removing down to "
+        f"the low watermark {low}% (files older than "
+        f"{policy.pressure_minimum_age_seconds}s)"
+    )
+    decided = list(decisions)
+    for _, _, index in candidates:
+        if filesystem.at_or_below(low, freed_bytes=freed):
+            break
+        file = decided[index].file
+        decided[index] = Decision(
+            file, Action.REMOVE, Reason.DISK_PRESSURE, evidence, now
+        )
+        freed += file.allocated_bytes
+    return decided
 
 
 class _Decider:
@@ -135,9 +204,11 @@ class _Decider:
         usage: Usage,
         backing: Mapping[str, str],
         open_files: Mapping[FileKey, str],
+        pins: Pins,
         policy: Policy,
         now: float,
     ) -> None:
+        self._pins = pins.by_fingerprint
         self._users = usage.image_users
         self._used_others = usage.other_names
         self._backing = backing
@@ -168,6 +239,10 @@ class _Decider:
             holder = self._open_files.get(file.key)
             if holder is not None:
                 return Decision(file, Action.KEEP, Reason.OPEN_FILE, holder, now)
+        if self._pins and (kind is Kind.ORIGINAL or kind is Kind.RESIZED):
+            pin = self._pins.get(file.name[:40])
+            if pin is not None:
+                return Decision(file, Action.KEEP, Reason.PINNED, pin.describe(), now)
         if file.mtime_ns >= limit.cutoff_ns:
             minimum = limit.minimum_text
             return Decision(file, Action.KEEP, Reason.TOO_YOUNG, minimum, now)

@@ -7,19 +7,24 @@ reads the disk and the pure modules need not import it.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from cachemgr.cache import naming
 
 __all__ = [
+    "NO_PINS",
     "CacheFile",
     "CacheSnapshot",
     "DiskProblem",
     "DiskSnapshot",
     "FileKey",
+    "FilesystemUse",
     "OpenFiles",
+    "Pin",
+    "Pins",
 ]
 
 FileKey = tuple[int, int]
@@ -87,3 +92,67 @@ class OpenFiles:
     unreadable_processes: int = 0
     unreadable_examples: tuple[str, ...] = ()
     """A few of the processes counted unreadable, for the warning."""
+
+
+@dataclass(frozen=True, slots=True)
+class FilesystemUse:
+    """The used and available bytes of one file system, at one moment."""
+
+    used_bytes: int
+    available_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        """df's use, from 0 to 1 (0 for a file system of no blocks)."""
+        total = self.used_bytes + self.available_bytes
+        return self.used_bytes / total if total else 0.0
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.ratio
+
+    def at_or_above(self, percent: int) -> bool:
+        """Whether the use is at or above ``percent``; exact, in integers."""
+        return 100 * self.used_bytes >= percent * (
+            self.used_bytes + self.available_bytes
+        )
+
+    def at_or_below(self, percent: int, *, freed_bytes: int = 0) -> bool:
+        """Whether the use, less ``freed_bytes``, is at or below ``percent``.
+
+        Freeing a byte takes it from used to available, so the total stays.
+        Exact in integers: ``100 * used <= percent * total``.
+        """
+        total = self.used_bytes + self.available_bytes
+        return 100 * (self.used_bytes - freed_bytes) <= percent * total
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    image_id: str
+    until: float | None
+    """Epoch seconds the pin ends at (it is active before), or None."""
+    comment: str = ""
+
+    def describe(self) -> str:
+        """``pinned until 2027-01-31T00:00:00Z (comment)``, for the file's line."""
+        when = (
+            "with no end"
+            if self.until is None
+            else "until "
+            + datetime.datetime.fromtimestamp(self.until, datetime.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            )
+        )
+        comment = f" ({self.comment})" if self.comment else ""
+        return f"pinned {when}{comment}"
+
+
+@dataclass(frozen=True, slots=True)
+class Pins:
+    """The active pins at one moment, by the base file name they keep."""
+
+    by_fingerprint: Mapping[str, Pin] = field(default_factory=dict)
+
+
+NO_PINS = Pins()

@@ -55,6 +55,53 @@ image_cache_opts = [
         "it. A lock held longer means nova-compute is downloading or copying "
         "the file: it is kept this pass.",
     ),
+    cfg.IntOpt(
+        "disk_high_watermark_percent",
+        default=90,
+        min=0,
+        max=100,
+        mutable=True,
+        help="0 means off. When a pass starts with the file system holding "
+        "the cache dir at or above this use (df's Use%), unused files younger "
+        "than their minimum age are removed too, oldest first.",
+    ),
+    cfg.IntOpt(
+        "disk_low_watermark_percent",
+        default=80,
+        min=0,
+        max=100,
+        mutable=True,
+        help="Removal under disk pressure stops once the use would be at or "
+        "below this; it must be below disk_high_watermark_percent.",
+    ),
+    cfg.IntOpt(
+        "pressure_minimum_age_seconds",
+        default=600,
+        min=0,
+        mutable=True,
+        help="Under disk pressure, a file younger than this (by mtime) is "
+        "never removed: it may be a download nova has just finished.",
+    ),
+    cfg.StrOpt(
+        "pinned_images_file",
+        mutable=True,
+        help='A JSON file of pinned images, read at every pass: {"pins": '
+        '[{"image_id": "<glance id>", "until": "2027-01-31T00:00:00Z" or '
+        'null, "comment": "..."}]}. An active pin keeps the image\'s base '
+        "file and all its resized variants, under disk pressure too.",
+    ),
+    cfg.IntOpt(
+        "inventory_shrink_limit_percent",
+        default=50,
+        min=0,
+        max=100,
+        mutable=True,
+        help="0 means off. When an inventory lists fewer than (100 - this) "
+        "percent of the instances of the last completed pass (and at least "
+        "10 fewer), the pass removes nothing and is refused; "
+        "`cachemgr --once --accept-inventory` accepts it once. Needs "
+        "[daemon] status_file.",
+    ),
 ]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from cachemgr.exceptions import CachemgrError
 from cachemgr.inventory.base import Inventory
 from cachemgr.pipeline import run
+from cachemgr.pipeline.guard import InventoryBaseline
 from cachemgr.pipeline.result import PassOutcome, PassReport, PassResult
 from cachemgr.pipeline.settings import Settings
 
@@ -30,12 +31,14 @@ def attempt_pass(
     *,
     dry_run: bool,
     stop_requested: Callable[[], bool] = run.never,
+    baseline: InventoryBaseline | None = None,
     run_pass: PassRunner = run.run_pass,
 ) -> PassResult:
     """Run one pass and log how it ended; never raise for a pass's failure.
 
     ``inventory`` is called inside the attempt, so a driver that cannot be
-    built fails this pass like any other error.
+    built fails this pass like any other error. ``baseline`` is the last
+    completed pass's inventory size, for the shrink guard (None: off).
     """
     started = time.time()
     # At INFO: after a watchdog kill, the journal shows the pass had begun.
@@ -45,7 +48,11 @@ def attempt_pass(
     outcome = PassOutcome.COMPLETED
     try:
         report = run_pass(
-            settings, inventory(), dry_run=dry_run, stop_requested=stop_requested
+            settings,
+            inventory(),
+            dry_run=dry_run,
+            stop_requested=stop_requested,
+            baseline=baseline,
         )
     except CachemgrError as exc:
         outcome, error = PassOutcome.REFUSED, str(exc)
@@ -54,6 +61,8 @@ def attempt_pass(
         outcome, error = PassOutcome.FAILED, f"{type(exc).__name__}: {exc}"
     if report is not None and report.stopped is not None:
         outcome, error = PassOutcome.STOPPED, report.stopped
+    elif report is not None and report.refused is not None:
+        outcome, error = PassOutcome.REFUSED, report.refused
     # Logged outside the except blocks: oslo.log would repeat the error.
     if outcome is PassOutcome.REFUSED:
         LOG.error("Image cache pass refused, nothing was removed: %s", error)

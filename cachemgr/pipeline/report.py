@@ -34,9 +34,11 @@ _REASON_KEY = {
     Reason.INSTANCE: "in_use",
     Reason.BACKING_FILE: "in_use",
     Reason.OPEN_FILE: "kept_open",
+    Reason.PINNED: "kept_pinned",
     Reason.TOO_YOUNG: "too_young",
     Reason.UNKNOWN_NAME: "kept_unknown",
     Reason.UNUSED: "removed",
+    Reason.DISK_PRESSURE: "removed",
 }
 # Planned removals that apply did not carry out, by why.
 _RESULT_KEY = {
@@ -65,6 +67,10 @@ class Summary:
     kept_failed: int = 0
     disks: int = 0
     unreadable_disks: int = 0
+    kept_pinned: int = 0
+    pressure_removed: int = 0
+    """Removed (or would be) early, under disk pressure; also in ``removed``."""
+    instances: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,7 @@ def summarize(
     disks: int,
     unreadable_disks: int,
     duration_s: float,
+    instances: int = 0,
 ) -> Summary:
     """Count every file in exactly one category.
 
@@ -89,6 +96,9 @@ def summarize(
     """
     decisions = _reached(plan, applied)
     counts = Counter(_REASON_KEY[d.reason] for d in decisions)
+    counts["pressure_removed"] = sum(
+        d.reason is Reason.DISK_PRESSURE for d in decisions
+    )
     outcomes = _outcomes(applied)
     errors = sum(o.result is Result.FAILED for o in outcomes.values())
     bytes_removed = 0
@@ -100,6 +110,8 @@ def summarize(
             bytes_removed += decision.file.allocated_bytes
         else:
             counts["removed"] -= 1
+            if decision.reason is Reason.DISK_PRESSURE:
+                counts["pressure_removed"] -= 1
             counts[_RESULT_KEY[outcome.result]] += 1
     return Summary(
         files=len(decisions),
@@ -108,6 +120,7 @@ def summarize(
         duration_s=duration_s,
         disks=disks,
         unreadable_disks=unreadable_disks,
+        instances=instances,
         **counts,
     )
 

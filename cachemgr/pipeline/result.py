@@ -33,12 +33,15 @@ class PassReport:
 
     ``summary`` is None when the pass stopped before apply; ``stopped`` says
     why a pass stopped early, and then the counters cover only the files it
-    reached.
+    reached. ``refused`` says why a pass that ran removed nothing on
+    purpose (a shrunken inventory): it refreshed, and is refused all the
+    same.
     """
 
     summary: Summary | None
     stage_seconds: Mapping[str, float] = field(default_factory=dict)
     stopped: str | None = None
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from cachemgr.cache import apply, locks, plan, registry, scan, usage
+from cachemgr.cache import (
+    apply,
+    disk_usage,
+    locks,
+    pins,
+    plan,
+    registry,
+    scan,
+    usage,
+)
 from cachemgr.cache.outcome import ApplyResult
-from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
+from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot, FilesystemUse
 from cachemgr.exceptions import GatherError
 from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.model import Instance
@@ -61,12 +70,16 @@ def run_pass(
     dry_run: bool,
     clock: Callable[[], float] = time.time,
     stop_requested: Callable[[], bool] = never,
+    baseline: guard.InventoryBaseline | None = None,
 ) -> PassReport:
     """Run one pass and log its per-file lines and summary line.
 
     ``stop_requested`` is asked after gathering and before each file
     operation (the daemon also uses the calls as its watchdog's sign of
-    progress); once it answers True the pass stops there.
+    progress); once it answers True the pass stops there. ``baseline`` is
+    the last completed pass's inventory size: an inventory shrunk past
+    ``[image_cache] inventory_shrink_limit_percent`` of it removes nothing
+    (the files in use are still refreshed) and the report says refused.
 
     Returns:
         The report; its ``stopped`` says why a pass stopped early, and then
@@ -75,6 +88,7 @@ def run_pass(
     Raises:
         InventoryError: the instances cannot be known; nothing was changed.
         GatherError: the storage could not be scanned; nothing was changed.
+        PinsError: the pinned images file cannot be used; nothing was changed.
     """
     timer = _StageTimer()
     with timer("gather"):
@@ -82,7 +96,12 @@ def run_pass(
         guard.check_inventory_trust(
             len(instances), disks.disk_count, settings.instances_path, settings.host
         )
+        shrunk = guard.inventory_shrink(
+            len(instances), baseline, settings.shrink_limit_percent
+        )
         used = usage.used_names(instances, settings.ephemeral)
+        pinned = pins.read_pins(settings.pinned_images_file, clock())
+        filesystem = _filesystem_use(settings.cache_dir)
         open_files = scan.scan_open_files(cache.files)
     if open_files.unreadable_processes:
         LOG.warning(
@@ -98,12 +117,21 @@ def run_pass(
         )
     with timer("plan"):
         decided = plan.make_plan(
-            cache, used, disks.backing, open_files.holders, settings.policy, clock()
+            cache,
+            used,
+            disks.backing,
+            open_files.holders,
+            settings.policy,
+            clock(),
+            pins=pinned,
+            filesystem=filesystem,
         )
     with timer("apply"):
-        applied, would = _apply(decided, cache, settings, dry_run, stop_requested)
+        applied, would = _apply(
+            decided, cache, settings, dry_run, stop_requested, shrunk is not None
+        )
     with timer("report"):
-        summary = _report(decided, applied, would, disks, timer)
+        summary = _report(decided, applied, would, disks, len(instances), timer)
     if applied is not None and applied.stopped:
         planned = sum(d.action is not plan.Action.KEEP for d in decided.decisions)
         return PassReport(
@@ -116,9 +144,19 @@ def run_pass(
         )
     for name in cache.other_entries:
         LOG.debug("Left alone %s: not a regular file", name)
+    if shrunk is not None:
+        return PassReport(summary, dict(timer.seconds), refused=shrunk)
     LOG.info("%s", report.summary_line(summary))
     LOG.debug("Stage durations: %s", timer.describe())
     return PassReport(summary, dict(timer.seconds))
+
+
+def _filesystem_use(cache_dir: str) -> FilesystemUse | None:
+    """The use of the cache's file system, for the disk pressure watermarks."""
+    try:
+        return disk_usage.measure_filesystem_use(cache_dir)
+    except OSError as exc:
+        raise GatherError(f"cannot statvfs {cache_dir}: {exc.strerror}") from exc
 
 
 def _gather(
@@ -192,11 +230,13 @@ def _apply(
     settings: Settings,
     dry_run: bool,
     stop_requested: Callable[[], bool],
+    shrunk: bool,
 ) -> tuple[ApplyResult | None, str | None]:
     """Carry out the plan, or the part of it this pass may; and why not all.
 
-    Only one host of a shared storage removes at a time; the others, and a
-    pass with removal disabled, still refresh the files in use.
+    Only one host of a shared storage removes at a time; the others, a pass
+    with removal disabled and one whose inventory shrank still refresh the
+    files in use.
     """
     if dry_run:
         return None, "dry run"
@@ -213,6 +253,8 @@ def _apply(
 
     if not settings.remove_unused:
         return carry_out(touches), "remove_unused_base_images = false"
+    if shrunk:
+        return carry_out(touches), "the inventory shrank"
     try:
         with locks.remover_lock(settings.lock_path) as removing:
             if not removing:
@@ -232,6 +274,7 @@ def _report(
     applied: ApplyResult | None,
     would: str | None,
     disks: DiskSnapshot,
+    instances: int,
     timer: _StageTimer,
 ) -> report.Summary:
     """Log one line per decided file and count them, for a whole or cut pass."""
@@ -243,6 +286,7 @@ def _report(
         disks=disks.disk_count,
         unreadable_disks=len(disks.problems),
         duration_s=timer.total(),
+        instances=instances,
     )
 
 

@@ -36,6 +36,8 @@ class Settings:
     lock_wait_seconds: float
     ephemeral: EphemeralNaming
     manager_interval: int
+    pinned_images_file: str | None = None
+    shrink_limit_percent: int = 0
 
     @property
     def skip_dirs(self) -> frozenset[str]:
@@ -66,6 +68,14 @@ def load_settings(conf: cfg.ConfigOpts) -> Settings:
     except ValueError as exc:
         raise ConfigError(f"[DEFAULT] virt_mkfs: {exc}") from exc
     image_cache = conf.image_cache
+    high = image_cache.disk_high_watermark_percent
+    low = image_cache.disk_low_watermark_percent
+    if high and low >= high:
+        raise ConfigError(
+            f"[image_cache] disk_low_watermark_percent = {low} must be below "
+            f"[image_cache] disk_high_watermark_percent = {high} (or set the "
+            "high watermark to 0 to turn removal under disk pressure off)"
+        )
     return Settings(
         host=conf.host,
         instances_path=instances_path,
@@ -78,6 +88,9 @@ def load_settings(conf: cfg.ConfigOpts) -> Settings:
             resized_minimum_age_seconds=(
                 image_cache.remove_unused_resized_minimum_age_seconds
             ),
+            high_watermark_percent=high,
+            low_watermark_percent=low,
+            pressure_minimum_age_seconds=image_cache.pressure_minimum_age_seconds,
         ),
         remove_unused=image_cache.remove_unused_base_images,
         lock_wait_seconds=image_cache.lock_wait_seconds,
@@ -86,6 +99,8 @@ def load_settings(conf: cfg.ConfigOpts) -> Settings:
             default_ephemeral_format=conf.default_ephemeral_format,
         ),
         manager_interval=image_cache.manager_interval,
+        pinned_images_file=image_cache.pinned_images_file or None,
+        shrink_limit_percent=image_cache.inventory_shrink_limit_percent,
     )
 
 

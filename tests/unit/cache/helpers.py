@@ -12,7 +12,14 @@ from fractions import Fraction
 
 from cachemgr.cache import naming
 from cachemgr.cache.plan import Plan, Policy, make_plan
-from cachemgr.cache.snapshot import CacheFile, CacheSnapshot, FileKey
+from cachemgr.cache.snapshot import (
+    NO_PINS,
+    CacheFile,
+    CacheSnapshot,
+    FileKey,
+    FilesystemUse,
+    Pins,
+)
 from cachemgr.cache.usage import EphemeralNaming, Usage, used_names
 from cachemgr.inventory.model import BlockDevice, Instance
 
@@ -133,6 +140,8 @@ def plan_for(
     open_files: Mapping[FileKey, str] | None = None,
     policy: Policy = POLICY,
     now: float = NOW,
+    pins: Pins = NO_PINS,
+    filesystem: FilesystemUse | None = None,
 ) -> Plan:
     """``make_plan`` over plain data, with empty defaults for every input."""
     return make_plan(
@@ -142,4 +151,6 @@ def plan_for(
         open_files or {},
         policy,
         now,
+        pins=pins,
+        filesystem=filesystem,
     )

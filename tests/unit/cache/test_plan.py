@@ -9,7 +9,7 @@ import pytest
 
 from cachemgr.cache import naming
 from cachemgr.cache.plan import Action, Policy, Reason
-from cachemgr.cache.snapshot import CacheFile
+from cachemgr.cache.snapshot import CacheFile, FilesystemUse, Pin, Pins
 from cachemgr.inventory.model import Instance
 from tests.unit.cache.helpers import (
     DAY,
@@ -31,6 +31,15 @@ OLD = 10 * DAY
 DISK = "/var/lib/nova/instances/0000-uuid/disk"
 HOLDER = "pid 4242 (qemu-system-x86)"
 ZERO_POLICY = Policy(original_minimum_age_seconds=0, resized_minimum_age_seconds=0)
+PRESSURE_POLICY = dataclasses.replace(
+    POLICY,
+    high_watermark_percent=90,
+    low_watermark_percent=80,
+    pressure_minimum_age_seconds=600,
+)
+PINS = Pins({FP: Pin(IMAGE, None, "golden")})
+# 95% used: far above the high watermark, one file cannot bring it down.
+FULL = FilesystemUse(used_bytes=95 * 10**9, available_bytes=5 * 10**9)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +52,8 @@ class Case:
     instances: tuple[Instance, ...] = ()
     in_backing: bool = False
     held_open: bool = False
+    pinned: bool = False
+    pressure: bool = False
     policy: Policy = POLICY
     now: float = NOW
 
@@ -53,8 +64,10 @@ class Case:
             self.instances,
             backing={self.file.name: DISK} if self.in_backing else None,
             open_files={self.file.key: HOLDER} if self.held_open else None,
-            policy=self.policy,
+            policy=PRESSURE_POLICY if self.pressure else self.policy,
             now=self.now,
+            pins=PINS if self.pinned else Pins(),
+            filesystem=FULL if self.pressure else None,
         )
         assert len(plan.decisions) == 1
         return plan.decisions[0]
@@ -95,6 +108,8 @@ OPEN = (Action.KEEP, Reason.OPEN_FILE)
 YOUNG = (Action.KEEP, Reason.TOO_YOUNG)
 UNKNOWN = (Action.KEEP, Reason.UNKNOWN_NAME)
 UNUSED = (Action.REMOVE, Reason.UNUSED)
+PINNED = (Action.KEEP, Reason.PINNED)
+PRESSURED = (Action.REMOVE, Reason.DISK_PRESSURE)
 
 REASON_CASES = [
     # Reason.INSTANCE: every name an instance gives, however old the file.
@@ -118,9 +133,16 @@ REASON_CASES = [
     case("backing-file", f(FP, age=OLD), BACKED, in_backing=True),
     case("backing-file-swap", f("swap_512", age=OLD), BACKED, in_backing=True),
     case("open-file", f(FP, age=OLD), OPEN, held_open=True),
+    # Reason.PINNED: the image and every variant, whatever the age.
+    case("pinned-original", f(FP, age=OLD), PINNED, pinned=True),
+    case("pinned-resized", f(RESIZED, age=OLD), PINNED, pinned=True),
+    case("pinned-sm", f(f"{FP}_sm", age=OLD), PINNED, pinned=True),
+    case("pinned-other-image", f(OTHER_FP, age=OLD), UNUSED, pinned=True),
     # Reason.TOO_YOUNG and Reason.UNUSED.
     case("too-young", f(FP, age=60), YOUNG),
     case("unused", f(FP, age=OLD), UNUSED),
+    # Reason.DISK_PRESSURE: too young for its age limit, not for pressure's.
+    case("pressure-young", f(FP, age=HOUR), PRESSURED, pressure=True),
     # Reason.UNKNOWN_NAME: never touched, whatever else is true of it.
     case("unknown-name", f("image.part", age=OLD), UNKNOWN),
     case("unknown-uppercase-fp", f(FP.upper(), age=OLD), UNKNOWN),
@@ -162,6 +184,18 @@ BOUNDARY_CASES = [
     case("backing-over-open", f(FP, age=OLD), BACKED, in_backing=True, held_open=True),
     case("open-over-too-young", f(FP, age=60), OPEN, held_open=True),
     case("unknown-over-open", f("junk", age=OLD), UNKNOWN, held_open=True),
+    # A pin keeps what no instance, disk or process uses, and refreshes nothing.
+    case("instance-over-pin", f(FP, age=OLD), IN_USE, instances=USES, pinned=True),
+    case("backing-over-pin", f(FP, age=OLD), BACKED, in_backing=True, pinned=True),
+    case("open-over-pin", f(FP, age=OLD), OPEN, held_open=True, pinned=True),
+    case("pin-over-too-young", f(FP, age=60), PINNED, pinned=True),
+    # Under pressure: never a pinned, open or used file, never one too young.
+    case("pressure-spares-pinned", f(FP, age=HOUR), PINNED, pinned=True, pressure=True),
+    case("pressure-spares-open", f(FP, age=HOUR), OPEN, held_open=True, pressure=True),
+    case("pressure-spares-use", f(FP, age=HOUR), IN_USE, instances=USES, pressure=True),
+    case("pressure-at-its-minimum", f(FP, age=600), YOUNG, pressure=True),
+    case("pressure-1s-past-its-minimum", f(FP, age=601), PRESSURED, pressure=True),
+    case("pressure-unknown-name", f("junk", age=OLD), UNKNOWN, pressure=True),
 ]  # fmt: skip
 
 ALL_CASES = REASON_CASES + BOUNDARY_CASES
@@ -296,3 +330,69 @@ class TestPolicy:
         """Only resized files use the resized minimum; the rest use the original."""
         policy = Policy(original_minimum_age_seconds=100, resized_minimum_age_seconds=7)
         assert policy.minimum_age_seconds(kind) == expected
+
+
+GB = 10**9
+
+
+def young(name: str, age: float, size: int = GB):
+    """An unused file too young for its age limit, of ``size`` allocated bytes."""
+    return make_file(name, age=age, blocks_bytes=size)
+
+
+def removed(plan) -> list[str]:
+    return [d.file.name for d in plan.decisions if d.reason is Reason.DISK_PRESSURE]
+
+
+class TestDiskPressure:
+    """1.9: at or above the high watermark, oldest unused files first, down to
+    the low watermark; the use is df's, on a 100 GB file system here."""
+
+    @staticmethod
+    def plan(files, used_gb: float, policy: Policy = PRESSURE_POLICY, **world):
+        used = round(used_gb * GB)
+        filesystem = FilesystemUse(used_bytes=used, available_bytes=100 * GB - used)
+        return plan_for(files, policy=policy, filesystem=filesystem, **world)
+
+    def test_oldest_first_down_to_the_low_watermark(self) -> None:
+        """At 92% with 1 GB files: the 12 oldest go, and 80% is reached exactly."""
+        files = [young(f"swap_{n}", age=HOUR + n) for n in range(1, 21)]
+        plan = self.plan(files, 92)
+        expected = [f"swap_{n}" for n in range(20, 8, -1)]
+        assert sorted(removed(plan)) == sorted(expected)
+
+    def test_exactly_at_the_high_watermark(self) -> None:
+        assert removed(self.plan([young("swap_1", HOUR)], 90)) == ["swap_1"]
+
+    def test_just_below_the_high_watermark(self) -> None:
+        """89.99% is below 90%: no pressure, however young the cache."""
+        assert removed(self.plan([young("swap_1", HOUR)], 89.99)) == []
+
+    def test_age_removals_count_first(self) -> None:
+        """Files old enough anyway free space first; pressure takes the rest."""
+        files = [make_file(FP, age=OLD, blocks_bytes=10 * GB), young("swap_1", HOUR)]
+        plan = self.plan(files, 90)
+        assert removed(plan) == []
+        assert plan.decisions[0].reason is Reason.UNUSED
+
+    def test_tie_broken_by_name(self) -> None:
+        """Two files of the same mtime: the first by name goes first."""
+        files = [young("swap_20", HOUR, 10 * GB), young("swap_100", HOUR, 10 * GB)]
+        plan = self.plan(files, 90)
+        assert removed(plan) == ["swap_100"]
+
+    def test_off_when_the_high_watermark_is_zero(self) -> None:
+        off = dataclasses.replace(PRESSURE_POLICY, high_watermark_percent=0)
+        assert removed(self.plan([young("swap_1", HOUR)], 99, off)) == []
+
+    def test_no_file_system_figure_no_pressure(self) -> None:
+        plan = plan_for([young("swap_1", HOUR)], policy=PRESSURE_POLICY)
+        assert removed(plan) == []
+
+    def test_line_says_disk_pressure_and_the_watermarks(self) -> None:
+        (decision,) = self.plan([young("swap_1", HOUR)], 91.25).decisions
+        assert decision.detail.startswith("no instance, disk or process uses it; ")
+        assert "disk pressure: file system 91.2% used" in decision.detail
+        assert "high watermark 90%" in decision.detail
+        assert "low watermark 80%" in decision.detail
+        assert decision.detail.endswith("age 3600s")

@@ -32,7 +32,16 @@ CONTRACT_KEYS = [
     "errors",
     "duration_s",
 ]
-EXTRA_KEYS = ["kept_locked", "kept_changed", "kept_failed", "disks", "unreadable_disks"]
+EXTRA_KEYS = [
+    "kept_locked",
+    "kept_changed",
+    "kept_failed",
+    "disks",
+    "unreadable_disks",
+    "kept_pinned",
+    "pressure_removed",
+    "instances",
+]
 # Every file lands in exactly one of these; together they make ``files``.
 CATEGORIES = [
     "in_use",
@@ -43,6 +52,7 @@ CATEGORIES = [
     "kept_locked",
     "kept_changed",
     "kept_failed",
+    "kept_pinned",
 ]
 SUMMARY_RE = re.compile(
     r"Image cache pass complete: files=(?P<files>\d+) in_use=(?P<in_use>\d+) "
@@ -245,7 +255,7 @@ class TestSummaryLine:
             "Image cache pass complete: files=40 in_use=10 removed=9 too_young=8 "
             "kept_unknown=7 kept_open=2 bytes_removed=123456789 errors=1 "
             "duration_s=1.250 kept_locked=1 kept_changed=2 kept_failed=1 disks=30 "
-            "unreadable_disks=1"
+            "unreadable_disks=1 kept_pinned=0 pressure_removed=0 instances=0"
         )
 
     @given(
