@@ -123,7 +123,9 @@ def run_pass(
         )
     try:
         with timer("apply"):
-            applied, would = _apply(decided, cache, settings, dry_run, stop_requested)
+            applied, would = _apply(
+                decided, cache, disks, settings, dry_run, stop_requested
+            )
     except _ApplyStopped as stop:
         raise _stopped_in_apply(decided, stop, disks, timer) from None
     with timer("report"):
@@ -203,6 +205,7 @@ def _list_instances(
 def _apply(
     decided: plan.Plan,
     cache: CacheSnapshot,
+    disks: DiskSnapshot,
     settings: Settings,
     dry_run: bool,
     stop_requested: Callable[[], bool],
@@ -223,26 +226,30 @@ def _apply(
         with locks.remover_lock(settings.lock_path) as removing:
             if not removing:
                 why = "another cachemgr of this storage is removing files"
-                return _apply_some(touches, cache, settings, stop_requested), why
-            return _apply_some(decided.decisions, cache, settings, stop_requested), None
+                return _apply_some(touches, cache, disks, settings, stop_requested), why
+            return _apply_some(
+                decided.decisions, cache, disks, settings, stop_requested
+            ), None
     except locks.UnsafeLockFile as exc:
         # Raised on entering the lock, before any file was touched.
         unsafe = exc
     # Logged outside the except block: oslo.log would append the exception.
     LOG.warning("Nothing is removed this pass: %s", unsafe)
     why = "the remover lock cannot be opened safely"
-    return _apply_some(touches, cache, settings, stop_requested), why
+    return _apply_some(touches, cache, disks, settings, stop_requested), why
 
 
 def _apply_some(
     decisions: Sequence[plan.Decision],
     cache: CacheSnapshot,
+    disks: DiskSnapshot,
     settings: Settings,
     stop_requested: Callable[[], bool],
 ) -> ApplyResult:
     applied = apply.apply_plan(
         decisions,
         cache,
+        disks,
         settings.lock_path,
         settings.lock_wait_seconds,
         stop_requested,
