@@ -21,6 +21,8 @@ _REASON_KEY = {
     Reason.INSTANCE: "in_use",
     Reason.BACKING_FILE: "in_use",
     Reason.OPEN_FILE: "kept_open",
+    # nova's download, which it makes under the lock kept_locked counts.
+    Reason.DOWNLOADING: "kept_locked",
     Reason.TOO_YOUNG: "too_young",
     Reason.UNKNOWN_NAME: "kept_unknown",
     Reason.UNUSED: "removed",
