@@ -26,13 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.real_nova.venv import NOVA_PYTHON, require_nova_venv
+
 pytestmark = pytest.mark.real_nova
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-NOVA_PYTHON = Path(os.environ.get("CACHEMGR_NOVA_VENV", "/opt/nova34-venv")) / (
-    "bin/python"
-)
 RACE_SECONDS = float(os.environ.get("CACHEMGR_RACE_SECONDS", "20"))
 WORKERS = 3
 IMAGES = tuple(f"race-image-{i}" for i in range(5))
@@ -45,14 +44,7 @@ WITHOUT_RECHECK = (
     "sys.exit(main(sys.argv[1:]))\n"
 )
 
-if not NOVA_PYTHON.exists():
-    _reason = (
-        f"the nova 34 virtualenv is not set up: {NOVA_PYTHON} is missing; "
-        "run tests/real_nova/setup_conductor.sh"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(_reason, pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_nova_venv()
 
 
 def backing_name(disk: Path) -> str | None:
