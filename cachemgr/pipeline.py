@@ -220,7 +220,7 @@ def _apply(
     touches = decided.with_action(plan.Action.TOUCH)
     if not settings.remove_unused:
         return _apply_some(
-            touches, cache, settings, stop_requested
+            touches, cache, disks, settings, stop_requested
         ), "remove_unused_base_images = false"
     try:
         with locks.remover_lock(settings.lock_path) as removing:
