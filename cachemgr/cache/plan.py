@@ -39,6 +39,7 @@ class Reason(enum.Enum):
     BACKING_FILE = "backing_file"
     OPEN_FILE = "open_file"
     PINNED = "pinned"
+    DOWNLOADING = "downloading"
     TOO_YOUNG = "too_young"
     UNKNOWN_NAME = "unknown_name"
     UNUSED = "unused"
@@ -80,9 +81,10 @@ class Decision(NamedTuple):
     reason: Reason
     evidence: str
     """What the reason rests on, shared by many files: who uses it, in words
-    (INSTANCE), the disk (BACKING_FILE), the process (OPEN_FILE), the pin
-    (PINNED), the minimum age that applied (TOO_YOUNG, UNUSED), the use and
-    the watermarks (DISK_PRESSURE)."""
+    (INSTANCE), the disk (BACKING_FILE), the process (OPEN_FILE), the
+    sibling nova is writing (DOWNLOADING), the pin (PINNED), the minimum age
+    that applied (TOO_YOUNG, UNUSED), the use and the watermarks
+    (DISK_PRESSURE)."""
     now: float
     """When the plan was made, for the file's age."""
 
@@ -94,6 +96,8 @@ class Decision(NamedTuple):
             return f"backing file of {self.evidence}"
         if reason is Reason.OPEN_FILE:
             return f"held open by {self.evidence}"
+        if reason is Reason.DOWNLOADING:
+            return f"nova is writing {self.evidence} beside it"
         if reason is Reason.TOO_YOUNG:
             return f"age {self.age_seconds:.0f}s, {self.evidence}"
         if reason is Reason.UNUSED:
@@ -142,7 +146,7 @@ def make_plan(
         filesystem: the use of the cache's file system when the pass began;
             None (cache dir missing) is never under pressure.
     """
-    decide = _Decider(usage, backing, open_files, pins, policy, now)
+    decide = _Decider(usage, backing, open_files, _downloads(cache), pins, policy, now)
     # Decided in scan order (the order the records lie in memory), then
     # sorted by name: 8% faster at 100,000 files. Names are unique.
     decisions = sorted(map(decide, cache.files), key=attrgetter("file.name"))
@@ -204,6 +208,7 @@ class _Decider:
         usage: Usage,
         backing: Mapping[str, str],
         open_files: Mapping[FileKey, str],
+        downloads: Mapping[str, str],
         pins: Pins,
         policy: Policy,
         now: float,
@@ -213,6 +218,7 @@ class _Decider:
         self._used_others = usage.other_names
         self._backing = backing
         self._open_files = open_files
+        self._downloads = downloads
         self._now = now
         self._limits = {kind: _AgeLimit.of(kind, policy, now) for kind in Kind}
         self._image_users_text: dict[str, str] = {}
@@ -235,6 +241,10 @@ class _Decider:
         disk = self._backing.get(file.name)
         if disk is not None:
             return Decision(file, Action.TOUCH, Reason.BACKING_FILE, disk, now)
+        if self._downloads:  # usually empty, as open_files
+            sibling = self._downloads.get(file.name)
+            if sibling is not None:
+                return Decision(file, Action.KEEP, Reason.DOWNLOADING, sibling, now)
         if self._open_files:  # usually empty: no per-file key to build
             holder = self._open_files.get(file.key)
             if holder is not None:
@@ -255,6 +265,28 @@ class _Decider:
             text = f"image of {_names(self._users[fingerprint])}"
             self._image_users_text[fingerprint] = text
         return text
+
+
+# What nova writes beside a cache file before renaming it into place:
+# images.fetch_to_raw downloads to <name>.part and converts to
+# <name>.converted, for a spawn and for the aggregate cache_images pre-cache.
+_DOWNLOAD_SUFFIXES = (".part", ".converted")
+
+
+def _downloads(cache: CacheSnapshot) -> dict[str, str]:
+    """Cache name -> the ``.part`` or ``.converted`` sibling the cache dir holds.
+
+    Such a file is kept this pass: nova may be about to rename a fresh copy
+    over it, or be using it while it writes the other.
+    """
+    found: dict[str, str] = {}
+    # A cache name never ends so: only the files of no kind are looked at.
+    unknown = (f.name for f in cache.files if f.kind is None)
+    for name in (*unknown, *cache.other_entries):
+        if name.endswith(_DOWNLOAD_SUFFIXES):
+            stem = name.rpartition(".")[0]
+            found.setdefault(stem, name)
+    return found
 
 
 _NOT_A_CACHE_NAME = "not a cache file name"

@@ -14,6 +14,7 @@ import logging
 import os
 import pwd
 import stat
+import time
 from collections.abc import Iterator, Sequence
 
 import psutil
@@ -26,10 +27,13 @@ from cachemgr.cache.snapshot import (
     DiskSnapshot,
     FileKey,
     OpenFiles,
+    ScanMark,
 )
 from cachemgr.exceptions import GatherError, UntrustedStorage
 
 __all__ = [
+    "DiskRecheck",
+    "RecheckTooSlow",
     "is_disk_name",
     "scan_cache_dir",
     "scan_disks",
@@ -40,6 +44,18 @@ LOG = logging.getLogger(__name__)
 
 # How many unreadable processes the warning names.
 _UNREADABLE_EXAMPLES = 5
+# How far before the scan's start a change still counts as unread. A file's
+# times come from the kernel's coarse clock (a tick behind time.time()),
+# and qemu-img writes an overlay in steps (file, header, backing name);
+# a directory changed shortly before the scan is read again, a few dozen
+# directories on a busy host.
+_CHANGE_MARGIN_NS = 10_000_000_000
+# A disk without a backing name this small and this recent may be an
+# overlay qemu-img is still writing (its first header has no backing
+# name); a raw root disk or a config drive is larger or older.
+_UNFINISHED_MAX_BYTES = 1 << 20
+# How many instance directories the re-check stats between clock readings.
+_DEADLINE_EVERY = 256
 
 
 def scan_cache_dir(path: str, instances_path: str | None = None) -> CacheSnapshot:
@@ -149,17 +165,93 @@ def scan_disks(
         GatherError: the cache dir was replaced since it was scanned.
         OSError: instances_path, an instance dir or a disk cannot be read.
     """
+    since_ns = time.time_ns() - _CHANGE_MARGIN_NS
     with _opened_cache_dir(cache) as cache_fd:
-        resolver = _BackingResolver(cache, cache_fd)
+        resolver = _BackingResolver(cache, cache_fd, since_ns)
         disk_count = 0
-        for entry in _disk_entries(instances_path, skip_dirs):
-            disk_count += 1
-            resolver.mark_disk(entry)
+        with os.scandir(instances_path) as top:
+            dir_names = [e.name for e in top if e.name not in skip_dirs and e.is_dir()]
+        for name in dir_names:
+            for entry in _disks_in(os.path.join(instances_path, name)):
+                disk_count += 1
+                resolver.mark_disk(entry)
     return DiskSnapshot(
         disk_count=disk_count,
         backing=dict(resolver.backing),
+        mark=ScanMark(
+            instances_path=instances_path,
+            skip_dirs=skip_dirs,
+            since_ns=since_ns,
+            dir_names=frozenset(dir_names),
+            unfinished_dirs=frozenset(resolver.unfinished_dirs),
+        ),
         problems=tuple(resolver.problems),
     )
+
+
+class RecheckTooSlow(Exception):
+    """The re-check did not end in time; the file it was for is kept."""
+
+
+class DiskRecheck:
+    """Finds the disks written since the disk scan, under a base file's lock.
+
+    nova creates an overlay holding the lock of its base file, after its
+    unlocked refresh of the base's mtime: a pass can plan to remove a base
+    whose overlay its disk scan did not see yet. Holding that lock, no
+    overlay on the base is half made, so reading again what changed since
+    the scan finds every disk that uses it. One re-check stats each
+    instance directory and reads only the ones changed since the scan (a
+    new name, a newer mtime, an unfinished disk); its resolver is the
+    scan's, and remembers, over the rechecks of one apply, what each
+    backing name resolved to.
+    """
+
+    def __init__(self, disks: DiskSnapshot, cache: CacheSnapshot, cache_fd: int):
+        self._mark = disks.mark
+        self._resolver = _BackingResolver(cache, cache_fd, disks.mark.since_ns)
+
+    def user_of(self, name: str, deadline: float) -> str | None:
+        """A disk changed since the scan whose chain reaches ``name``, or None.
+
+        Args:
+            name: the cache file, whose nova lock the caller holds.
+            deadline: time.monotonic() by which to have answered.
+
+        Raises:
+            RecheckTooSlow: the deadline passed first.
+            OSError: instances_path or a directory cannot be read.
+        """
+        for subdir in self._changed_dirs(deadline):
+            for entry in _disks_in(subdir):
+                self._resolver.mark_disk(entry)
+            if time.monotonic() > deadline:
+                raise RecheckTooSlow(name)
+        return self._resolver.backing.get(name)
+
+    def _changed_dirs(self, deadline: float) -> list[str]:
+        """The instance directories that may hold a disk the scan missed."""
+        mark = self._mark
+        changed = []
+        with os.scandir(mark.instances_path) as top:
+            for count, entry in enumerate(top):
+                if count % _DEADLINE_EVERY == 0 and time.monotonic() > deadline:
+                    raise RecheckTooSlow(mark.instances_path)
+                name = entry.name
+                if name in mark.skip_dirs:
+                    continue
+                try:
+                    # Followed, as the scan follows a symlinked instance dir.
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode) and (
+                    st.st_mtime_ns >= mark.since_ns
+                    or name not in mark.dir_names
+                    or name in mark.unfinished_dirs
+                ):
+                    changed.append(entry.path)
+        return changed
 
 
 @contextlib.contextmanager
@@ -180,23 +272,17 @@ def _opened_cache_dir(cache: CacheSnapshot) -> Iterator[int | None]:
         os.close(fd)
 
 
-def _disk_entries(
-    instances_path: str, skip_dirs: frozenset[str]
-) -> Iterator[os.DirEntry[str]]:
-    """The ``disk*`` entries one level down that are not directories."""
-    with os.scandir(instances_path) as top:
-        subdirs = [e.path for e in top if e.name not in skip_dirs and e.is_dir()]
-    for subdir in subdirs:
-        try:
-            with os.scandir(subdir) as entries:
-                found = [
-                    e
-                    for e in entries
-                    if is_disk_name(e.name) and not e.is_dir(follow_symlinks=False)
-                ]
-        except FileNotFoundError:
-            continue
-        yield from found
+def _disks_in(subdir: str) -> list[os.DirEntry[str]]:
+    """The ``disk*`` entries of an instance dir that are not directories."""
+    try:
+        with os.scandir(subdir) as entries:
+            return [
+                e
+                for e in entries
+                if is_disk_name(e.name) and not e.is_dir(follow_symlinks=False)
+            ]
+    except FileNotFoundError:
+        return []
 
 
 class _BackingResolver:
@@ -206,7 +292,9 @@ class _BackingResolver:
     shared storage thousands of disks name the same base file.
     """
 
-    def __init__(self, cache: CacheSnapshot, cache_fd: int | None) -> None:
+    def __init__(
+        self, cache: CacheSnapshot, cache_fd: int | None, since_ns: int
+    ) -> None:
         self._cache = cache
         self._cache_fd = cache_fd
         self._cache_dir = os.path.realpath(cache.path)
@@ -215,8 +303,10 @@ class _BackingResolver:
         self._realdirs: dict[str, str] = {}
         self._names_of_path: dict[str, tuple[str, ...]] = {}
         self._parents_of: dict[str, tuple[str, ...]] = {}
+        self._since_ns = since_ns
         self.backing: dict[str, str] = {}
         self.problems: list[DiskProblem] = []
+        self.unfinished_dirs: set[str] = set()
 
     def problem(self, path: str, reason: str) -> None:
         LOG.warning("Disk %s: %s; its backing file, if any, is unknown", path, reason)
@@ -246,9 +336,9 @@ class _BackingResolver:
         path = entry.path
         try:
             if entry.is_symlink():
-                fd, _ = safefs.open_through_link(path)
+                fd, st = safefs.open_through_link(path)
             elif entry.is_file(follow_symlinks=False):
-                fd, _ = safefs.open_regular(path)
+                fd, st = safefs.open_regular(path)
             else:
                 mode = entry.stat(follow_symlinks=False).st_mode
                 raise safefs.NotRegularFile(safefs.describe_type(mode), path)
@@ -259,12 +349,19 @@ class _BackingResolver:
             # Removed since the listing, or a dangling link: nothing to read.
             return None
         try:
-            return qcow2.read_backing_name(fd, path)
+            raw = qcow2.read_backing_name(fd, path)
         except qcow2.Qcow2Error as exc:
             self.problem(path, str(exc))
             return None
         finally:
             os.close(fd)
+        if (
+            raw is None
+            and st.st_mtime_ns >= self._since_ns
+            and st.st_size <= _UNFINISHED_MAX_BYTES
+        ):
+            self.unfinished_dirs.add(os.path.basename(os.path.dirname(path)))
+        return raw
 
     def _read_cache_file(self, name: str) -> bytes | None:
         """The backing name of a cache file, read relative to the scanned dir."""

@@ -25,6 +25,7 @@ __all__ = [
     "OpenFiles",
     "Pin",
     "Pins",
+    "ScanMark",
 ]
 
 FileKey = tuple[int, int]
@@ -74,12 +75,35 @@ class DiskProblem:
 
 
 @dataclass(frozen=True, slots=True)
+class ScanMark:
+    """Where and when the disk scan looked, so that apply can look again.
+
+    nova creates an overlay after the scan may have read its directory; the
+    re-check under a base file's lock reads again only what can hold such a
+    disk: a directory the scan did not list, one changed since ``since_ns``,
+    or one with a disk the scan found unfinished.
+    """
+
+    instances_path: str
+    skip_dirs: frozenset[str]
+    since_ns: int
+    """The scan's start on the wall clock, less a margin for the file
+    system's coarser clock; what changed from then on may be unread."""
+    dir_names: frozenset[str]
+    """The instance directories the scan listed."""
+    unfinished_dirs: frozenset[str]
+    """Directories holding a small disk with no backing file written since
+    ``since_ns``: maybe a qcow2 overlay qemu-img had not finished."""
+
+
+@dataclass(frozen=True, slots=True)
 class DiskSnapshot:
     """The disks under instances_path and the cache files their chains use."""
 
     disk_count: int
     backing: Mapping[str, str]
     """Cache file name -> a disk path whose backing chain reaches it."""
+    mark: ScanMark
     problems: tuple[DiskProblem, ...] = ()
 
 

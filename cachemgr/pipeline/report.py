@@ -35,6 +35,8 @@ _REASON_KEY = {
     Reason.BACKING_FILE: "in_use",
     Reason.OPEN_FILE: "kept_open",
     Reason.PINNED: "kept_pinned",
+    # nova's download, which it makes under the lock kept_locked counts.
+    Reason.DOWNLOADING: "kept_locked",
     Reason.TOO_YOUNG: "too_young",
     Reason.UNKNOWN_NAME: "kept_unknown",
     Reason.UNUSED: "removed",

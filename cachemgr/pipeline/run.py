@@ -128,7 +128,7 @@ def run_pass(
         )
     with timer("apply"):
         applied, would = _apply(
-            decided, cache, settings, dry_run, stop_requested, shrunk is not None
+            decided, cache, disks, settings, dry_run, stop_requested, shrunk is not None
         )
     with timer("report"):
         summary = _report(decided, applied, would, disks, len(instances), timer)
@@ -227,6 +227,7 @@ def _list_instances(
 def _apply(
     decided: plan.Plan,
     cache: CacheSnapshot,
+    disks: DiskSnapshot,
     settings: Settings,
     dry_run: bool,
     stop_requested: Callable[[], bool],
@@ -246,6 +247,7 @@ def _apply(
         return apply.apply_plan(
             decisions,
             cache,
+            disks,
             settings.lock_path,
             settings.lock_wait_seconds,
             stop_requested,

@@ -55,7 +55,7 @@ def ordinary_host(tmp_path: Path) -> tuple[Host, Expected]:
             {FP_OLD, f"{FP_OLD_RESIZED}_10", "swap_1024", f"ephemeral_2_{VFAT_EXT}"}
         ),
         too_young=frozenset({FP_YOUNG, f"{FP_YOUNG_RESIZED}_20", "swap_2048"}),
-        unknown=frozenset({"README", f"{FP_OLD}.part", FP_OLD.upper()}),
+        unknown=frozenset({"README", f"{FP_OLD}.bak", FP_OLD.upper()}),
     )
     for name in expected.in_use | expected.unknown:
         host.cache_file(name, age=10 * DAY)

@@ -9,7 +9,6 @@ databases nor the broker.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,22 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.benchmark_output import NUMBER, figure
+from tests.real_nova.venv import NOVA_PYTHON, require_nova_venv
 
 pytestmark = pytest.mark.real_nova
 
 REPO = Path(__file__).resolve().parents[2]
-NOVA_PYTHON = Path(os.environ.get("CACHEMGR_NOVA_VENV", "/opt/nova34-venv")) / (
-    "bin/python"
-)
 
-if not NOVA_PYTHON.exists():
-    _reason = (
-        f"the nova 34 virtualenv is not set up: {NOVA_PYTHON} is missing; "
-        "run tests/real_nova/setup_conductor.sh"
-    )
-    if os.environ.get("CI") == "true":
-        pytest.fail(_reason, pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+require_nova_venv()
 
 
 def snapshot(directory: Path) -> dict[str, int]:

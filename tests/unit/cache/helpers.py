@@ -127,9 +127,13 @@ def make_usage(*instances: Instance) -> Usage:
     return used_names(instances, EPHEMERAL)
 
 
-def make_cache(*files: CacheFile, path: str = CACHE_DIR) -> CacheSnapshot:
-    """A cache dir snapshot holding ``files``."""
-    return CacheSnapshot(path=path, dir_key=(1, 1), files=tuple(files))
+def make_cache(
+    *files: CacheFile, path: str = CACHE_DIR, others: Iterable[str] = ()
+) -> CacheSnapshot:
+    """A cache dir snapshot holding ``files`` and the non-regular ``others``."""
+    return CacheSnapshot(
+        path=path, dir_key=(1, 1), files=tuple(files), other_entries=tuple(others)
+    )
 
 
 def plan_for(
@@ -138,6 +142,7 @@ def plan_for(
     *,
     backing: Mapping[str, str] | None = None,
     open_files: Mapping[FileKey, str] | None = None,
+    others: Iterable[str] = (),
     policy: Policy = POLICY,
     now: float = NOW,
     pins: Pins = NO_PINS,
@@ -145,7 +150,7 @@ def plan_for(
 ) -> Plan:
     """``make_plan`` over plain data, with empty defaults for every input."""
     return make_plan(
-        make_cache(*files),
+        make_cache(*files, others=others),
         make_usage(*instances),
         backing or {},
         open_files or {},

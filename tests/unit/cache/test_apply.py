@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from cachemgr.cache import apply
 from cachemgr.cache.apply import ApplyResult, Result, apply_plan
 from cachemgr.cache.plan import Action, Decision, Reason
-from cachemgr.cache.scan import scan_cache_dir
+from cachemgr.cache.scan import scan_cache_dir, scan_disks
 
 FP_A = "a" * 40
 FP_B = "b" * 40
@@ -28,6 +29,8 @@ FP_C = "c" * 40
 OLD = 10 * 86400
 LOCK_WAIT_SECONDS = 0.3
 IS_ROOT = os.geteuid() == 0
+SKIP_DIRS = frozenset({"_base", "locks"})
+QEMU_IMG = shutil.which("qemu-img") or "qemu-img"
 
 _REASONS = {
     Action.KEEP: Reason.TOO_YOUNG,
@@ -48,6 +51,7 @@ class Cache:
         for name in names:
             self.write(name, b"planned")
         self.snapshot = scan_cache_dir(str(self.base))
+        self.disks = scan_disks(str(self.instances_path), self.snapshot, SKIP_DIRS)
 
     def write(self, name: str, data: bytes) -> Path:
         """A regular file in the cache dir with an mtime long ago."""
@@ -69,6 +73,7 @@ class Cache:
         applied: ApplyResult = apply_plan(
             [self.decision(name, action) for name, action in decisions],
             self.snapshot,
+            self.disks,
             str(self.lock_path),
             LOCK_WAIT_SECONDS,
         )
@@ -317,3 +322,68 @@ class TestLocks:
         for path in (cache.lock_path, cache.lock_path / f"nova-{FP_A}"):
             st = os.stat(path)
             assert (st.st_uid, st.st_gid) == (12345, 12345), path
+
+
+def make_overlay(path: Path, backing: Path) -> None:
+    """A qcow2 overlay on ``backing`` as nova makes one (raw backing format)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    create = [QEMU_IMG, "create", "-q", "-f", "qcow2", "-u", "-b", str(backing)]
+    done = subprocess.run(
+        [*create, "-F", "raw", str(path), "1M"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+class TestDisksWrittenSinceTheScan:
+    def test_disk_created_since_the_scan_keeps_its_base(self, tmp_path: Path) -> None:
+        """An overlay made after the disk scan keeps its base; the other goes."""
+        cache = Cache(tmp_path, FP_A, FP_B)
+        make_overlay(cache.instances_path / "inst-1" / "disk", cache.base / FP_A)
+        outcomes = cache.apply((FP_A, Action.REMOVE), (FP_B, Action.REMOVE))
+        assert outcomes[FP_B] == (Result.DONE, "")
+        result, detail = outcomes[FP_A]
+        assert result is Result.CHANGED
+        disk = cache.instances_path / "inst-1" / "disk"
+        assert detail == f"backing file of {disk}, a disk written since the scan"
+        assert sorted(os.listdir(cache.base)) == [FP_A]
+
+    def test_disk_finished_since_the_scan_keeps_its_base(self, tmp_path: Path) -> None:
+        """An empty disk the scan read is read again once nova has written it.
+
+        Its directory is old: only the unfinished disk makes it worth a look.
+        """
+        disk = tmp_path / "instances" / "inst-1" / "disk"
+        disk.parent.mkdir(parents=True)
+        disk.write_bytes(b"")
+        long_ago = time.time() - OLD
+        os.utime(disk.parent, (long_ago, long_ago))
+        cache = Cache(tmp_path, FP_A)
+        make_overlay(disk, cache.base / FP_A)
+        os.utime(disk.parent, (long_ago, long_ago))
+        result, detail = cache.apply((FP_A, Action.REMOVE))[FP_A]
+        assert result is Result.CHANGED
+        assert detail == f"backing file of {disk}, a disk written since the scan"
+        assert (cache.base / FP_A).exists()
+
+    def test_recheck_past_its_deadline_keeps_the_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A re-check that cannot end in time keeps the file, saying so."""
+        cache = Cache(tmp_path, FP_A)
+        monkeypatch.setattr(apply, "_MIN_RECHECK_SECONDS", 0.0)
+        applied = apply_plan(
+            [cache.decision(FP_A, Action.REMOVE)],
+            cache.snapshot,
+            cache.disks,
+            str(cache.lock_path),
+            0.0,
+        )
+        (outcome,) = applied.outcomes.values()
+        assert outcome.result is Result.CHANGED
+        assert outcome.detail == (
+            "the disks written since the scan could not be read again within 0.0s"
+        )
+        assert (cache.base / FP_A).exists()

@@ -54,6 +54,8 @@ class Case:
     held_open: bool = False
     pinned: bool = False
     pressure: bool = False
+    beside: tuple[str, ...] = ()
+    """Entries of the cache dir that are not regular files."""
     policy: Policy = POLICY
     now: float = NOW
 
@@ -64,6 +66,7 @@ class Case:
             self.instances,
             backing={self.file.name: DISK} if self.in_backing else None,
             open_files={self.file.key: HOLDER} if self.held_open else None,
+            others=self.beside,
             policy=PRESSURE_POLICY if self.pressure else self.policy,
             now=self.now,
             pins=PINS if self.pinned else Pins(),
@@ -105,6 +108,7 @@ def ns_file(mtime_ns: int) -> CacheFile:
 IN_USE = (Action.TOUCH, Reason.INSTANCE)
 BACKED = (Action.TOUCH, Reason.BACKING_FILE)
 OPEN = (Action.KEEP, Reason.OPEN_FILE)
+DOWNLOADING = (Action.KEEP, Reason.DOWNLOADING)
 YOUNG = (Action.KEEP, Reason.TOO_YOUNG)
 UNKNOWN = (Action.KEEP, Reason.UNKNOWN_NAME)
 UNUSED = (Action.REMOVE, Reason.UNUSED)
@@ -138,6 +142,12 @@ REASON_CASES = [
     case("pinned-resized", f(RESIZED, age=OLD), PINNED, pinned=True),
     case("pinned-sm", f(f"{FP}_sm", age=OLD), PINNED, pinned=True),
     case("pinned-other-image", f(OTHER_FP, age=OLD), UNUSED, pinned=True),
+    # Reason.DOWNLOADING: nova writes <name>.part, then <name>.converted.
+    case("part-beside", f(FP, age=OLD), DOWNLOADING, beside=(f"{FP}.part",)),
+    case("converted-beside", f(FP, age=OLD), DOWNLOADING, beside=(f"{FP}.converted",)),
+    case("part-of-swap", f("swap_512", age=OLD), DOWNLOADING, beside=("swap_512.part",)),  # noqa: E501
+    case("part-of-another", f(FP, age=OLD), UNUSED, beside=(f"{FP}_sm.part",)),
+    case("other-suffix-beside", f(FP, age=OLD), UNUSED, beside=(f"{FP}.tmp",)),
     # Reason.TOO_YOUNG and Reason.UNUSED.
     case("too-young", f(FP, age=60), YOUNG),
     case("unused", f(FP, age=OLD), UNUSED),
@@ -183,6 +193,10 @@ BOUNDARY_CASES = [
     case("use-over-backing", f(FP, age=OLD), IN_USE, in_backing=True, instances=USES),
     case("backing-over-open", f(FP, age=OLD), BACKED, in_backing=True, held_open=True),
     case("open-over-too-young", f(FP, age=60), OPEN, held_open=True),
+    case("backing-over-download", f(FP, age=OLD), BACKED, in_backing=True,
+         beside=(f"{FP}.part",)),
+    case("download-over-open", f(FP, age=OLD), DOWNLOADING, held_open=True,
+         beside=(f"{FP}.part",)),
     case("unknown-over-open", f("junk", age=OLD), UNKNOWN, held_open=True),
     # A pin keeps what no instance, disk or process uses, and refreshes nothing.
     case("instance-over-pin", f(FP, age=OLD), IN_USE, instances=USES, pinned=True),
@@ -223,6 +237,18 @@ class TestMakePlan:
         """The table covers every Reason, so a new one needs a new case."""
         covered = {p.values[0].reason for p in REASON_CASES}
         assert covered == set(Reason)
+
+    def test_regular_part_file_keeps_the_file_beside_it(self) -> None:
+        """nova's ``.part`` download, a regular file, keeps its cache file.
+
+        The ``.part`` file itself is no cache name and is left alone.
+        """
+        plan = plan_for([make_file(FP, age=OLD), make_file(f"{FP}.part", age=OLD)])
+        decisions = {d.file.name: d for d in plan.decisions}
+        kept = decisions[FP]
+        assert (kept.action, kept.reason) == DOWNLOADING
+        assert kept.detail == f"nova is writing {FP}.part beside it"
+        assert decisions[f"{FP}.part"].reason is Reason.UNKNOWN_NAME
 
     def test_decision_keeps_the_file(self) -> None:
         """A decision refers to the very file record it was made for."""
