@@ -29,6 +29,7 @@ from oslo_log import log  # noqa: E402
 from cachemgr import conf as cachemgr_conf  # noqa: E402
 from cachemgr import launch  # noqa: E402
 from cachemgr.attempt import attempt_pass  # noqa: E402
+from cachemgr.conf import unknown  # noqa: E402
 from cachemgr.exceptions import ConfigError  # noqa: E402
 from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
 from cachemgr.settings import Settings, load_settings  # noqa: E402
@@ -75,6 +76,7 @@ def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Invento
     log.register_options(conf)
     conf(args, project="cachemgr", version=metadata.version("cachemgr"))
     log.setup(conf, "cachemgr")
+    unknown.warn_unknown(conf)
     try:
         settings = load_settings(conf)
         inventory = load_inventory(conf)
@@ -112,9 +114,27 @@ def run_daemon(
         LOG.error("Configuration error: %s", error)
         print(f"cachemgr: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    _warn_if_passes_disabled(conf)
+    # The master re-reads the files on SIGHUP and calls its mutate hooks.
+    conf.register_mutate_hook(unknown.warn_unknown)
     if launch.launch_daemon(conf, settings, dry_run=dry_run) != 0:
         return EXIT_PASS_FAILED
     return EXIT_OK
+
+
+def _warn_if_passes_disabled(conf: cfg.ConfigOpts) -> None:
+    """A daemon with ``manager_interval = -1`` never cleans: say so loudly."""
+    interval = conf.image_cache.manager_interval
+    if interval >= 0:
+        return
+    where = conf.get_location("manager_interval", "image_cache").detail
+    LOG.warning(
+        "[image_cache] manager_interval = %d%s: passes are disabled, the daemon "
+        "idles and never cleans the cache; set it to a number of seconds "
+        "(nova's default is 2400) or run cachemgr --once from a timer",
+        interval,
+        f" in {where}" if where else "",
+    )
 
 
 if __name__ == "__main__":
