@@ -70,11 +70,36 @@ def main(argv: list[str] | None = None) -> int:
     return run_daemon(conf, settings, inventory, dry_run=conf.dry_run)
 
 
+DESCRIPTION = (
+    "Keep the image cache of an OpenStack compute host clean, as nova-compute's "
+    "image cache manager does: learn which instances exist (from nova-conductor, "
+    "or a static JSON file), refresh the cached base files under "
+    "instances_path/_base they use, and remove the unused ones once they are "
+    "old enough, never one that an instance, a disk's backing chain, an open "
+    "file or a nova download still needs. Without --once it runs as a daemon, "
+    "one pass every [image_cache] manager_interval seconds, until SIGTERM."
+)
+EPILOG = (
+    "Exit status: 0 the pass completed (or the daemon stopped cleanly); 1 the "
+    "pass failed or was refused, nothing was removed; 2 configuration error, "
+    "named on stderr. Documentation: man 8 cachemgr; README.rst and "
+    "etc/cachemgr/cachemgr.conf.sample (every option, with its help) in the "
+    "source."
+)
+
+
 def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Inventory]:
     conf.register_cli_opts(cli_opts)
     cachemgr_conf.register_opts(conf)
     log.register_options(conf)
-    conf(args, project="cachemgr", version=metadata.version("cachemgr"))
+    _drop_shell_completion(conf)
+    conf(
+        args,
+        project="cachemgr",
+        version=metadata.version("cachemgr"),
+        description=DESCRIPTION,
+        epilog=EPILOG,
+    )
     log.setup(conf, "cachemgr")
     unknown.warn_unknown(conf)
     try:
@@ -87,6 +112,20 @@ def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Invento
     # Logged outside the except block: oslo.log would repeat the message.
     LOG.error("Configuration error: %s", error)
     raise error
+
+
+def _drop_shell_completion(conf: cfg.ConfigOpts) -> None:
+    """Remove oslo.config's ``--shell_completion``, which only crashes here.
+
+    oslo.config registers it on every ConfigOpts, but its wheel ships no
+    ``templates/bash-completion.template``, so ``--shell_completion bash``
+    ends in a FileNotFoundError traceback. Unregistered, it is not offered
+    by ``--help``; an empty list of shells stops oslo.config's own check of
+    argv, which runs before any parsing, so the option is then an unknown
+    argument (exit 2) like any other.
+    """
+    conf.unregister_opt(cfg.ConfigOpts._shell_completion_opt)
+    conf.supported_shell_completion = []
 
 
 def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
