@@ -80,3 +80,7 @@ def test_quick_start_1_runs_as_written_on_minimal_debian_12(tmp_path: Path) -> N
     ):
         assert line in result.stdout, f"no {line!r} in the output:\n{output}"
     assert "Traceback" not in output, output
+    assert "DeprecationWarning" not in output, output
+    # The man page came with the package (setup.cfg data_files).
+    venv = root / CHECKOUT_IN_MACHINE.lstrip("/") / ".venv"
+    assert (venv / "share/man/man8/cachemgr.8").is_file()
