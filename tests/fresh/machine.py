@@ -33,6 +33,7 @@ __all__ = [
     "pip_binds",
     "pristine_rootfs",
     "run_in_machine",
+    "unpack_rootfs",
 ]
 
 SUITE = "bookworm"
@@ -44,12 +45,13 @@ PIP_CONFIG_FILES = (
     "~/.pip/pip.conf",
     "~/.config/pip/pip.conf",
 )
+APT_DIR = Path("/etc/apt")
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
 CA_BUNDLE_DIR = "/etc/ssl/"
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 
-def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
+def debian_mirror(sources_dir: Path = APT_DIR) -> str:
     """The URI this machine's apt uses for the Debian ``bookworm`` suite.
 
     Reads deb822 ``*.sources`` and one-line ``*.list`` files; falls back to
@@ -91,7 +93,7 @@ def pip_binds(environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     files = [environ.get("PIP_CONFIG_FILE", ""), *PIP_CONFIG_FILES]
     configs = [Path(f).expanduser() for f in files if f]
     configs = [p for p in configs if p.is_file()]
-    values = [v for v in variables.values()]
+    values = list(variables.values())
     for config in configs:
         parser = configparser.RawConfigParser()
         parser.read(config)
