@@ -92,6 +92,10 @@ def warn_unknown(conf: cfg.ConfigOpts, fresh: object = None) -> None:
     options the reload changed, is not needed: the files are read again).
     """
     known = known_options()
+    # And what is registered here: the command line's options (--once,
+    # --dry-run) are read from the files too. Iterating a ConfigOpts also
+    # yields its group names; no option is named after a group.
+    known[_DEFAULT] |= set(conf)
     for path in _config_files(conf):
         sections: dict[str, dict[str, list[str]]] = {}
         try:
