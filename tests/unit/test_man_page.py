@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import docutils.core
+from docutils.writers import manpage
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "doc" / "source" / "cachemgr.8.rst"
@@ -31,7 +32,9 @@ def without_comments(roff: str) -> list[str]:
 def test_man_page_is_current_with_its_source() -> None:
     """The committed page is what docutils makes from the source now."""
     made = docutils.core.publish_string(
-        SOURCE.read_text(), writer_name="manpage", settings_overrides={"halt_level": 2}
+        SOURCE.read_text(),
+        writer=manpage.Writer(),
+        settings_overrides={"halt_level": 2},
     ).decode()
     assert without_comments(made) == without_comments(PAGE.read_text()), (
         f"doc/cachemgr.8 is stale: run {REGENERATE}"
