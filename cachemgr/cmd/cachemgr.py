@@ -31,6 +31,7 @@ from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
 from cachemgr import conf as cachemgr_conf  # noqa: E402
+from cachemgr.conf import unknown  # noqa: E402
 from cachemgr.daemon import launch  # noqa: E402
 from cachemgr.exceptions import ConfigError  # noqa: E402
 from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
@@ -73,6 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     return run_daemon(conf, settings, inventory, dry_run=conf.dry_run)
 
 
+DESCRIPTION = (
+    "Keep the image cache of an OpenStack compute host clean, as nova-compute's "
+    "image cache manager does: learn which instances exist (from nova-conductor, "
+    "or a static JSON file), refresh the cached base files under "
+    "instances_path/_base they use, and remove the unused ones once they are "
+    "old enough, never one that an instance, a disk's backing chain, an open "
+    "file or a nova download still needs. Without --once it runs as a daemon, "
+    "one pass every [image_cache] manager_interval seconds, until SIGTERM."
+)
+EPILOG = (
+    "Exit status: 0 the pass completed (or the daemon stopped cleanly); 1 the "
+    "pass failed or was refused, nothing was removed; 2 configuration error, "
+    "named on stderr. Documentation: man 8 cachemgr; README.rst and "
+    "etc/cachemgr/cachemgr.conf.sample (every option, with its help) in the "
+    "source."
+)
+
+
 def register_options(conf: cfg.ConfigOpts) -> None:
     """Every option of the command: its own, cachemgr's, oslo.log's."""
     conf.register_cli_opts(cli_opts)
@@ -82,8 +101,16 @@ def register_options(conf: cfg.ConfigOpts) -> None:
 
 def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Inventory]:
     register_options(conf)
-    conf(args, project="cachemgr", version=metadata.version("cachemgr"))
+    _drop_shell_completion(conf)
+    conf(
+        args,
+        project="cachemgr",
+        version=metadata.version("cachemgr"),
+        description=DESCRIPTION,
+        epilog=EPILOG,
+    )
     log.setup(conf, "cachemgr")
+    unknown.warn_unknown(conf)
     try:
         settings = load_settings(conf)
         inventory = load_inventory(conf)
@@ -94,6 +121,20 @@ def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Invento
     # Logged outside the except block: oslo.log would repeat the message.
     LOG.error("Configuration error: %s", error)
     raise error
+
+
+def _drop_shell_completion(conf: cfg.ConfigOpts) -> None:
+    """Remove oslo.config's ``--shell_completion``, which only crashes here.
+
+    oslo.config registers it on every ConfigOpts, but its wheel ships no
+    ``templates/bash-completion.template``, so ``--shell_completion bash``
+    ends in a FileNotFoundError traceback. Unregistered, it is not offered
+    by ``--help``; an empty list of shells stops oslo.config's own check of
+    argv, which runs before any parsing, so the option is then an unknown
+    argument (exit 2) like any other.
+    """
+    conf.unregister_opt(cfg.ConfigOpts._shell_completion_opt)
+    conf.supported_shell_completion = []
 
 
 def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
@@ -147,12 +188,30 @@ def run_daemon(
         LOG.error("Configuration error: %s", error)
         print(f"cachemgr: configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
+    _warn_if_passes_disabled(conf)
+    # The master re-reads the files on SIGHUP and calls its mutate hooks.
+    conf.register_mutate_hook(unknown.warn_unknown)
     code = launch.launch_daemon(
         conf, settings, dry_run=dry_run, register_options=register_options
     )
     if code != 0:
         return EXIT_PASS_FAILED
     return EXIT_OK
+
+
+def _warn_if_passes_disabled(conf: cfg.ConfigOpts) -> None:
+    """A daemon with ``manager_interval = -1`` never cleans: say so loudly."""
+    interval = conf.image_cache.manager_interval
+    if interval >= 0:
+        return
+    where = conf.get_location("manager_interval", "image_cache").detail
+    LOG.warning(
+        "[image_cache] manager_interval = %d%s: passes are disabled, the daemon "
+        "idles and never cleans the cache; set it to a number of seconds "
+        "(nova's default is 2400) or run cachemgr --once from a timer",
+        interval,
+        f" in {where}" if where else "",
+    )
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 
+import amqp.exceptions
 import kombu
 import kombu.exceptions
 import oslo_messaging
@@ -103,6 +105,10 @@ class ConductorClient:
             try:
                 connection.connect()
                 return
+            except (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed) as exc:
+                # The broker answered and said no: another host of the same
+                # cluster has the same users and vhosts.
+                raise self._refused(exc, host) from exc
             except (OSError, kombu.exceptions.KombuError) as exc:
                 failures.append(f"{self._describe_host(host)}: {_reason(exc)}")
             finally:
@@ -162,6 +168,9 @@ class ConductorClient:
             kombu.exceptions.KombuError,
             OSError,
         ) as exc:
+            if _ACCESS_REFUSED in str(exc):
+                hosts = oslo_messaging.TransportURL.parse(self._conf).hosts
+                raise self._refused(exc, hosts[0] if hosts else None) from exc
             raise InventoryUnavailable(
                 f"the message bus failed during {what}: {_reason(exc)}"
             ) from exc
@@ -205,6 +214,52 @@ class ConductorClient:
             return "localhost:5672"
         user = f"{host.username}@" if host.username else ""
         return f"{user}{host.hostname}:{host.port or 5672}"
+
+    def _refused(
+        self, exc: Exception, host: oslo_messaging.TransportHost | None
+    ) -> InventoryUnavailable:
+        """The broker refused ``host``'s user: the error naming what to check."""
+        url = oslo_messaging.TransportURL.parse(self._conf)
+        # user@host:port/vhost: the transport_url without its password.
+        where = f"{self._describe_host(host)}/{url.virtual_host or ''}"
+        user = host.username if host and host.username else "guest"
+        return InventoryUnavailable(
+            _refusal(str(exc), where, user, url.virtual_host or "/", self._exchange)
+        )
+
+
+_ACCESS_REFUSED = "ACCESS_REFUSED"
+# The broker's own words in an AMQP error: "(403) ACCESS_REFUSED - ...".
+_BROKER_WORDS = re.compile(r"\(\d{3}\) [A-Z_]+ - .*")
+
+
+def _refusal(reason: str, where: str, user: str, vhost: str, exchange: str) -> str:
+    """The broker's refusal in words an operator acts on: what to check.
+
+    RabbitMQ says ACCESS_REFUSED at login for a wrong user or password, and
+    on an exchange or queue the user's permissions do not cover; NOT_ALLOWED
+    for a vhost that does not exist or that the user has no permissions on.
+    """
+    words = _BROKER_WORDS.search(reason)
+    detail = words.group(0) if words else reason.strip()
+    if "Login was refused" in reason:
+        check = (
+            "check the user name and password in transport_url (as in nova.conf) "
+            f"and that user {user!r} exists: rabbitmqctl list_users"
+        )
+    elif "not found" in reason and _ACCESS_REFUSED not in reason:
+        check = (
+            f"check the vhost at the end of transport_url: vhost {vhost!r} does "
+            "not exist on this broker (rabbitmqctl list_vhosts)"
+        )
+    else:
+        pattern = f"'^({exchange}|reply_.*)$'"
+        check = (
+            f"check the permissions of user {user!r} on vhost {vhost!r} (README, "
+            f"RabbitMQ permissions): rabbitmqctl set_permissions -p {vhost} "
+            f"{user} {pattern} {pattern} '^reply_.*$'"
+        )
+    return f"the message bus refused [DEFAULT] transport_url {where}: {detail}; {check}"
 
 
 def _remote_error(

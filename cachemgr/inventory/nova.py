@@ -8,6 +8,7 @@ batch that fails makes the whole inventory fail: never a partial list.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from oslo_config import cfg
@@ -20,6 +21,8 @@ from cachemgr.inventory.conductor import ConductorClient, check_transport_url
 from cachemgr.inventory.model import BlockDevice, Instance
 
 __all__ = ["NovaInventory"]
+
+LOG = logging.getLogger(__name__)
 
 
 class NovaInventory(Inventory):
@@ -98,6 +101,7 @@ class NovaInventory(Inventory):
                 kwargs,
             )
             where = f"conductor reply to InstanceList.get_by_filters (marker {marker})"
+            LOG.debug("%s: %s", where, nova_objects.describe_versions(reply))
             page = nova_objects.decode_instance_list(
                 reply, name_template=self._name_template, where=where
             )
@@ -134,6 +138,7 @@ class NovaInventory(Inventory):
                 "conductor reply to BlockDeviceMappingList.get_by_instance_uuids "
                 f"(instances {start} to {start + len(batch) - 1})"
             )
+            LOG.debug("%s: %s", where, nova_objects.describe_versions(reply))
             decoded = nova_objects.decode_block_device_mappings(reply, where=where)
             for uuid, found in decoded.items():
                 devices.setdefault(uuid, []).extend(found)

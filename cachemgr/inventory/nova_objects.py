@@ -16,6 +16,7 @@ The fields themselves are checked by :mod:`cachemgr.inventory.fields`.
 
 from __future__ import annotations
 
+import collections
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -33,6 +34,7 @@ __all__ = [
     "attach_block_devices",
     "decode_block_device_mappings",
     "decode_instance_list",
+    "describe_versions",
 ]
 
 # The object major versions whose fields this module knows (nova 28.0.0 to
@@ -99,6 +101,31 @@ def decode_block_device_mappings(
         device = block_device_from_fields(data, where=f"{item} (instance_uuid {uuid})")
         by_uuid.setdefault(uuid, []).append(device)
     return by_uuid
+
+
+def describe_versions(primitive: object) -> str:
+    """The object names and versions a reply carries, e.g.
+    ``InstanceList 2.6, Instance 2.8 (x3)``: the list's, then each distinct
+    item version with its count. Whatever the reply holds, never raises: it
+    is logged before the reply is checked.
+    """
+    if not isinstance(primitive, Mapping):
+        return f"no nova object ({type(primitive).__name__})"
+    parts = [_name_and_version(primitive)]
+    data = primitive.get("nova_object.data")
+    objects = data.get("objects") if isinstance(data, Mapping) else None
+    if isinstance(objects, list):
+        counts = collections.Counter(_name_and_version(item) for item in objects)
+        parts += [f"{what} (x{count})" for what, count in sorted(counts.items())]
+    return ", ".join(parts)
+
+
+def _name_and_version(primitive: object) -> str:
+    if not isinstance(primitive, Mapping):
+        return f"no nova object ({type(primitive).__name__})"
+    name = primitive.get("nova_object.name")
+    version = primitive.get("nova_object.version")
+    return f"{name} {version}"
 
 
 def attach_block_devices(

@@ -188,6 +188,16 @@ def _gather(
 
 
 def _scan_storage(settings: Settings) -> tuple[CacheSnapshot, DiskSnapshot]:
+    if not os.path.isdir(settings.cache_dir):
+        # An empty cache, as the scan says, but also what a mistyped
+        # subdirectory_name looks like: a pass that never cleans anything.
+        LOG.warning(
+            "The cache dir %s does not exist: nothing to clean. Either "
+            "nova-compute has cached no image yet, or [image_cache] "
+            "subdirectory_name = %s is not nova.conf's",
+            settings.cache_dir,
+            os.path.basename(settings.cache_dir),
+        )
     # Each stage that can block says so first: the last line before a
     # watchdog kill names the one that hung.
     LOG.info(

@@ -105,3 +105,26 @@ def test_no_conductor_exits_1(tmp_path: Path, broker_url: str) -> None:
     assert run.returncode == 1, run.output
     assert host.mtimes(except_registry=True) == before
     assert any("did not answer" in line for line in run.lines("ERROR"))
+
+
+def test_debug_logs_the_object_versions_of_each_reply(
+    tmp_path: Path, conductor: Serving
+) -> None:
+    """--debug shows what the conductor sent: object names and versions."""
+    host = storage_host(tmp_path, conductor.url, conductor.exchange)
+
+    run = host.run("--debug")
+
+    assert run.returncode == 0, run.output
+    debug = run.lines("DEBUG")
+    assert any(
+        "conductor reply to InstanceList.get_by_filters (marker None): "
+        "InstanceList 2.6, Instance 2.8 (x8)" in line
+        for line in debug
+    ), run.output
+    assert any(
+        "conductor reply to BlockDeviceMappingList.get_by_instance_uuids "
+        "(instances 0 to 7): BlockDeviceMappingList 1.18, BlockDeviceMapping "
+        "1.21 (x8)" in line
+        for line in debug
+    ), run.output

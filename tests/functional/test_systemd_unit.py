@@ -17,7 +17,8 @@ from oslo_service import opts as oslo_service_opts
 
 from cachemgr import conf as cachemgr_conf
 
-UNIT = Path(__file__).resolve().parents[2] / "systemd" / "cachemgr.service"
+ROOT = Path(__file__).resolve().parents[2]
+UNIT = ROOT / "systemd" / "cachemgr.service"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 SETPRIV = shutil.which("setpriv")
 # A Python any user can run (the test's own may live under /root).
@@ -60,17 +61,21 @@ def defaults() -> cfg.ConfigOpts:
 
 @pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is missing")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path):
-    """No error and no warning from systemd's own checker."""
+    """No error and no warning from systemd's own checker, which also runs
+    man on Documentation=: the man page as README's Installation links it."""
     text = UNIT.read_text().replace(
         "/opt/cachemgr/bin/cachemgr", f"{sys.executable} -m cachemgr.cmd.cachemgr"
     )
     copy = tmp_path / "cachemgr.service"
     copy.write_text(text)
+    (tmp_path / "man" / "man8").mkdir(parents=True)
+    shutil.copy(ROOT / "doc" / "cachemgr.8", tmp_path / "man" / "man8")
     result = subprocess.run(
         [SYSTEMD_ANALYZE, "verify", str(copy)],
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "MANPATH": str(tmp_path / "man")},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout + result.stderr == ""

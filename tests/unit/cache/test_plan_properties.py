@@ -41,6 +41,12 @@ def named_by_instance(host: Host, file: CacheFile) -> bool:
     return file.name in usage.other_names
 
 
+def being_downloaded(host: Host, file: CacheFile) -> bool:
+    """Whether nova writes ``<name>.part`` or ``<name>.converted`` beside it."""
+    entries = {f.name for f in host.cache.files} | set(host.cache.other_entries)
+    return bool(entries & {f"{file.name}.part", f"{file.name}.converted"})
+
+
 def exact_age(file: CacheFile, now: float) -> Fraction:
     return Fraction(now) - Fraction(file.mtime_ns, 10**9)
 
@@ -140,6 +146,8 @@ class TestMakePlanProperties:
             if file.kind is None or named_by_instance(host, file):
                 continue
             if file.name in host.backing or file.key in host.open_files:
+                continue
+            if being_downloaded(host, file):
                 continue
             old = exact_age(file, host.now) > minimum_age(host.policy, file.kind)
             expected = Action.REMOVE if old else Action.KEEP

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from cachemgr.exceptions import InventoryUntrustworthy
+from cachemgr.inventory import nova_objects
 from cachemgr.inventory.model import BlockDevice, Instance
 from cachemgr.inventory.nova_objects import (
     attach_block_devices,
@@ -418,3 +419,29 @@ class TestAttachBlockDevices:
             [instance], {"a": [EPHEMERAL_1], "b": [IMAGE_ROOT]}
         )
         assert result == [Instance(uuid="a", name="n", block_devices=(EPHEMERAL_1,))]
+
+
+class TestDescribeVersions:
+    def test_names_the_list_and_each_item_version(self) -> None:
+        """The captured nova 34 reply: the list's version, the items' with a count."""
+        assert (
+            nova_objects.describe_versions(nova_fixture("instance_list.json"))
+            == "InstanceList 2.6, Instance 2.8 (x8)"
+        )
+
+    def test_mixed_item_versions_are_counted_apart(self) -> None:
+        """Items of two versions: both shown, sorted, each with its count."""
+        reply = nova_fixture("bdm_list_by_uuid.json")
+        reply["nova_object.data"]["objects"][0]["nova_object.version"] = "1.20"
+        assert nova_objects.describe_versions(reply) == (
+            "BlockDeviceMappingList 1.18, BlockDeviceMapping 1.20 (x1), "
+            "BlockDeviceMapping 1.21 (x7)"
+        )
+
+    def test_never_raises_on_garbage(self) -> None:
+        """It is logged before the checks: anything at all is described."""
+        assert nova_objects.describe_versions([1]) == "no nova object (list)"
+        garbage = {"nova_object.name": "X", "nova_object.data": {"objects": [3]}}
+        assert nova_objects.describe_versions(garbage) == (
+            "X None, no nova object (int) (x1)"
+        )
