@@ -1,0 +1,58 @@
+"""How full the file system of the cache dir is, as df says (DESIGN 1.9).
+
+Pure: ``cachemgr.cache.scan.measure_filesystem_use`` makes the one statvfs
+of a pass; the metrics and the disk pressure of the plan read the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["FilesystemUse", "StatvfsLike", "filesystem_use", "used_ratio"]
+
+
+class StatvfsLike(Protocol):
+    """The fields of ``os.statvfs_result`` df's formula reads."""
+
+    @property
+    def f_frsize(self) -> int: ...
+    @property
+    def f_blocks(self) -> int: ...
+    @property
+    def f_bfree(self) -> int: ...
+    @property
+    def f_bavail(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FilesystemUse:
+    """Bytes used and bytes available to unprivileged users.
+
+    The blocks reserved for root (f_bfree less f_bavail) are in neither, as
+    in df's ``Use%``: for nova's user the file system is full when nothing
+    is available. Removing a file of N allocated bytes moves N from used to
+    available; their sum stays.
+    """
+
+    used_bytes: int
+    available_bytes: int
+
+    @property
+    def ratio(self) -> float:
+        """``used / (used + available)``, 0 to 1; 0 for an empty file system."""
+        total = self.used_bytes + self.available_bytes
+        return self.used_bytes / total if total > 0 else 0.0
+
+
+def filesystem_use(st: StatvfsLike) -> FilesystemUse:
+    """df's figures from a statvfs result: ``used = f_blocks - f_bfree``."""
+    return FilesystemUse(
+        used_bytes=(st.f_blocks - st.f_bfree) * st.f_frsize,
+        available_bytes=st.f_bavail * st.f_frsize,
+    )
+
+
+def used_ratio(st: StatvfsLike) -> float:
+    """df's use of a statvfs result, 0 to 1: ``used / (used + f_bavail)``."""
+    return filesystem_use(st).ratio
