@@ -2,7 +2,8 @@
 
 Exit status (DESIGN 1.1): 0 the pass completed or the daemon stopped
 cleanly; 1 the pass failed or was refused and nothing was removed; 2 a
-configuration error, named on stderr.
+configuration error, named on stderr. ``--status`` has its own
+(cachemgr.cmd.status).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
 from cachemgr import conf as cachemgr_conf  # noqa: E402
-from cachemgr.daemon import launch  # noqa: E402
+from cachemgr.cmd.status import show_status  # noqa: E402
+from cachemgr.daemon import launch, metrics, status  # noqa: E402
+from cachemgr.daemon.publish import Publisher  # noqa: E402
+from cachemgr.daemon.status import DaemonState  # noqa: E402
 from cachemgr.exceptions import ConfigError  # noqa: E402
 from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
 from cachemgr.pipeline.attempt import attempt_pass  # noqa: E402
@@ -54,6 +58,13 @@ cli_opts = [
         help="Decide everything and log what would be removed and refreshed; "
         "change nothing on disk.",
     ),
+    cfg.BoolOpt(
+        "status",
+        default=False,
+        help="Show the status file ([daemon] status_file) and exit: 0 if the "
+        "last completed pass ended within two intervals, 1 if not, 2 if "
+        "there is no status file to read. Runs no pass.",
+    ),
 ]
 
 
@@ -65,9 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     except (cfg.Error, ConfigError) as exc:
         print(f"cachemgr: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if conf.status:
+        inventory.close()
+        return show_status(conf.daemon.status_file)
+    try:
+        _prepare_outputs(conf)
+    except ConfigError as exc:
+        inventory.close()
+        _report_config_error(exc)
+        return EXIT_CONFIG
     if conf.once:
         try:
-            return run_once(settings, inventory, dry_run=conf.dry_run)
+            return run_once(
+                settings, inventory, dry_run=conf.dry_run, publisher=_publisher(conf)
+            )
         finally:
             inventory.close()
     return run_daemon(conf, settings, inventory, dry_run=conf.dry_run)
@@ -96,13 +118,40 @@ def _configure(conf: cfg.ConfigOpts, args: list[str]) -> tuple[Settings, Invento
     raise error
 
 
-def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
-    """Run one pass; 0 if it completed, 1 if it failed, was refused or was
-    stopped by SIGINT/SIGTERM (at the next file boundary, said in the log)."""
+def _prepare_outputs(conf: cfg.ConfigOpts) -> None:
+    """The status file's directory (made if need be) and the metrics file's,
+    checked in either mode before the pass, so that a bad path exits 2.
+
+    Raises:
+        ConfigError: naming the option, the path and what is wrong.
+    """
+    if conf.daemon.status_file:
+        status.prepare_status_dir(conf.daemon.status_file)
+    if conf.daemon.metrics_file:
+        metrics.check_metrics_path(conf.daemon.metrics_file)
+
+
+def _publisher(conf: cfg.ConfigOpts) -> Publisher:
+    return Publisher(conf.daemon.status_file, conf.daemon.metrics_file)
+
+
+def _report_config_error(error: ConfigError | cfg.Error) -> None:
+    # Logged outside the except block: oslo.log would repeat the message.
+    LOG.error("Configuration error: %s", error)
+    print(f"cachemgr: configuration error: {error}", file=sys.stderr)
+
+
+def run_once(
+    settings: Settings, inventory: Inventory, *, dry_run: bool, publisher: Publisher
+) -> int:
+    """Run one pass and publish it, as the daemon does; 0 if it completed,
+    1 if it failed, was refused or was stopped by SIGINT/SIGTERM (at the
+    next file boundary, said in the log)."""
     with _stop_on_signals() as stopped:
         attempt = attempt_pass(
             settings, lambda: inventory, dry_run=dry_run, stop_requested=stopped.is_set
         )
+    publisher.publish(attempt, settings, DaemonState.ONCE, None)
     return EXIT_OK if attempt.outcome is PassOutcome.COMPLETED else EXIT_PASS_FAILED
 
 
@@ -143,9 +192,7 @@ def run_daemon(
     else:
         error = None
     if error is not None:
-        # Logged outside the except block: oslo.log would repeat the message.
-        LOG.error("Configuration error: %s", error)
-        print(f"cachemgr: configuration error: {error}", file=sys.stderr)
+        _report_config_error(error)
         return EXIT_CONFIG
     code = launch.launch_daemon(
         conf, settings, dry_run=dry_run, register_options=register_options
