@@ -33,6 +33,8 @@ class Publisher:
         self._last_pass = _entry(previous, "last_pass")
         self._last_completed = _entry(previous, "last_completed_pass")
         self._completed = status.completed_report(self._last_completed)
+        ended = (self._last_completed or {}).get("ended_at_epoch")
+        self._completed_at = float(ended) if isinstance(ended, int | float) else None
 
     def publish(
         self,
@@ -46,10 +48,11 @@ class Publisher:
         if record.outcome is PassOutcome.COMPLETED:
             self._last_completed = self._last_pass
             self._completed = record.report
+            self._completed_at = record.ended_at
         self.write_status(settings, state, next_pass_at)
         if self.metrics_path:
             metrics.write_metrics(
-                self.metrics_path, record, self._completed, self._completed_at()
+                self.metrics_path, record, self._completed, self._completed_at
             )
 
     def write_status(
@@ -68,10 +71,6 @@ class Publisher:
             last_completed=self._last_completed,
         )
         status.write_status(self.status_path, document)
-
-    def _completed_at(self) -> float | None:
-        ended = (self._last_completed or {}).get("ended_at_epoch")
-        return float(ended) if isinstance(ended, int | float) else None
 
 
 def _entry(document: Mapping[str, object], key: str) -> Mapping[str, object] | None:
