@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from cachemgr.daemon.status import replace_whole
+from cachemgr.daemon.status import check_writable_dir, replace_whole
 from cachemgr.exceptions import ConfigError
 from cachemgr.pipeline.report import FILE_STATES, Summary
 from cachemgr.pipeline.result import PassOutcome, PassReport, PassResult
@@ -52,11 +52,7 @@ def check_metrics_path(path: str) -> None:
             f"[daemon] metrics_file = {path}: directory {directory} does not "
             "exist; create it (node_exporter's --collector.textfile.directory)"
         )
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"[daemon] metrics_file = {path}: directory {directory} is not "
-            "writable by this user"
-        )
+    check_writable_dir("metrics_file", path, directory)
 
 
 def write_metrics(

@@ -27,6 +27,7 @@ from cachemgr.pipeline.result import PassReport, PassResult, iso_time
 __all__ = [
     "FORMAT_VERSION",
     "DaemonState",
+    "check_writable_dir",
     "completed_report",
     "pass_entry",
     "prepare_status_dir",
@@ -205,9 +206,15 @@ def prepare_status_dir(path: str) -> None:
             f"its parent {parent} exists; create it or set status_file to an "
             "empty value"
         )
+    check_writable_dir("status_file", path, directory)
+
+
+def check_writable_dir(option: str, path: str, directory: str) -> None:
+    """Raise a ConfigError naming ``[daemon] option`` unless this user may
+    create and rename files in ``directory``, as the atomic writer does."""
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ConfigError(
-            f"[daemon] status_file = {path}: directory {directory} is not "
+            f"[daemon] {option} = {path}: directory {directory} is not "
             "writable by this user"
         )
 
