@@ -33,6 +33,7 @@ def apply_plan(
     lock_path: str,
     lock_wait_seconds: float,
     stop_requested: Callable[[], bool] | None = None,
+    on_outcome: Callable[[FileOutcome], None] | None = None,
 ) -> ApplyResult:
     """Touch the TOUCH decisions and remove the REMOVE ones; keep the rest.
 
@@ -40,25 +41,36 @@ def apply_plan(
     ``stop_requested`` is asked before each file: once it answers True the
     remaining decisions are left undone, without an outcome, and the result
     says it stopped, so a stopping daemon never cuts a file operation in half.
+    ``on_outcome`` is called with each outcome as soon as it is made, before
+    the next file: the log tells of a removal even if the pass is killed
+    right after it (DESIGN 1.7).
     """
     todo = [d for d in decisions if d.action is not Action.KEEP]
     if not todo:
         return ApplyResult.of(())
+    outcomes: list[FileOutcome] = []
+
+    def record(outcome: FileOutcome) -> None:
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
     dir_fd, dir_stat = safefs.open_directory(cache.path, follow=True)
     try:
         if (dir_stat.st_dev, dir_stat.st_ino) != cache.dir_key:
             detail = f"{cache.path} is not the directory that was scanned"
-            return ApplyResult.of(FileOutcome(d, Result.CHANGED, detail) for d in todo)
+            for decision in todo:
+                record(FileOutcome(decision, Result.CHANGED, detail))
+            return ApplyResult.of(outcomes)
         recheck = scan.DiskRecheck(disks, cache, dir_fd)
         with _Remover(dir_fd, lock_path, lock_wait_seconds, recheck) as remover:
-            outcomes = []
             for decision in todo:
                 if stop_requested is not None and stop_requested():
                     return ApplyResult.of(outcomes, stopped=True)
                 if decision.action is Action.TOUCH:
-                    outcomes.append(_touch(dir_fd, decision))
+                    record(_touch(dir_fd, decision))
                 else:
-                    outcomes.append(remover.remove(decision))
+                    record(remover.remove(decision))
         return ApplyResult.of(outcomes)
     finally:
         os.close(dir_fd)

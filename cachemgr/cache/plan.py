@@ -12,15 +12,9 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple
 
+from cachemgr.cache.disk_usage import FilesystemUse
 from cachemgr.cache.naming import Kind
-from cachemgr.cache.snapshot import (
-    NO_PINS,
-    CacheFile,
-    CacheSnapshot,
-    FileKey,
-    FilesystemUse,
-    Pins,
-)
+from cachemgr.cache.snapshot import NO_PINS, CacheFile, CacheSnapshot, FileKey, Pins
 from cachemgr.cache.usage import Usage
 
 __all__ = ["Action", "Decision", "Plan", "Policy", "Reason", "make_plan"]

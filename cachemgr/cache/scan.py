@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 import psutil
 
 from cachemgr.cache import naming, qcow2, safefs
+from cachemgr.cache.disk_usage import FilesystemUse, filesystem_use
 from cachemgr.cache.snapshot import (
     CacheFile,
     CacheSnapshot,
@@ -35,6 +36,7 @@ __all__ = [
     "DiskRecheck",
     "RecheckTooSlow",
     "is_disk_name",
+    "measure_filesystem_use",
     "scan_cache_dir",
     "scan_disks",
     "scan_open_files",
@@ -141,6 +143,15 @@ def _user(uid: int) -> str:
         return f"uid {uid} ({pwd.getpwuid(uid).pw_name})"
     except KeyError:
         return f"uid {uid}"
+
+
+def measure_filesystem_use(path: str) -> FilesystemUse:
+    """df's figures for the file system holding ``path`` (one statvfs).
+
+    Raises:
+        OSError: ``path`` cannot be reached.
+    """
+    return filesystem_use(os.statvfs(path))
 
 
 def is_disk_name(name: str) -> bool:

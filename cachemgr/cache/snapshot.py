@@ -21,7 +21,6 @@ __all__ = [
     "DiskProblem",
     "DiskSnapshot",
     "FileKey",
-    "FilesystemUse",
     "OpenFiles",
     "Pin",
     "Pins",
@@ -116,39 +115,6 @@ class OpenFiles:
     unreadable_processes: int = 0
     unreadable_examples: tuple[str, ...] = ()
     """A few of the processes counted unreadable, for the warning."""
-
-
-@dataclass(frozen=True, slots=True)
-class FilesystemUse:
-    """The used and available bytes of one file system, at one moment."""
-
-    used_bytes: int
-    available_bytes: int
-
-    @property
-    def ratio(self) -> float:
-        """df's use, from 0 to 1 (0 for a file system of no blocks)."""
-        total = self.used_bytes + self.available_bytes
-        return self.used_bytes / total if total else 0.0
-
-    @property
-    def percent(self) -> float:
-        return 100.0 * self.ratio
-
-    def at_or_above(self, percent: int) -> bool:
-        """Whether the use is at or above ``percent``; exact, in integers."""
-        return 100 * self.used_bytes >= percent * (
-            self.used_bytes + self.available_bytes
-        )
-
-    def at_or_below(self, percent: int, *, freed_bytes: int = 0) -> bool:
-        """Whether the use, less ``freed_bytes``, is at or below ``percent``.
-
-        Freeing a byte takes it from used to available, so the total stays.
-        Exact in integers: ``100 * used <= percent * total``.
-        """
-        total = self.used_bytes + self.available_bytes
-        return 100 * (self.used_bytes - freed_bytes) <= percent * total
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Exit status (DESIGN 1.1): 0 the pass completed or the daemon stopped
 cleanly; 1 the pass failed or was refused and nothing was removed; 2 a
-configuration error, named on stderr.
+configuration error, named on stderr. ``--status`` has its own
+(cachemgr.cmd.status).
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
 from cachemgr import conf as cachemgr_conf  # noqa: E402
+from cachemgr.cmd.status import show_status  # noqa: E402
 from cachemgr.conf import unknown  # noqa: E402
-from cachemgr.daemon import launch  # noqa: E402
+from cachemgr.daemon import launch, metrics, status  # noqa: E402
+from cachemgr.daemon.publish import Publisher  # noqa: E402
+from cachemgr.daemon.status import DaemonState  # noqa: E402
 from cachemgr.exceptions import ConfigError  # noqa: E402
 from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
 from cachemgr.pipeline.attempt import attempt_pass  # noqa: E402
@@ -55,6 +59,20 @@ cli_opts = [
         help="Decide everything and log what would be removed and refreshed; "
         "change nothing on disk.",
     ),
+    cfg.BoolOpt(
+        "accept-inventory",
+        default=False,
+        help="With --once: accept the inventory as it is, however much smaller "
+        "than the last completed pass's ([image_cache] "
+        "inventory_shrink_limit_percent), and record it.",
+    ),
+    cfg.BoolOpt(
+        "status",
+        default=False,
+        help="Show the status file ([daemon] status_file) and exit: 0 if the "
+        "last completed pass ended within two intervals, 1 if not, 2 if "
+        "there is no status file to read. Runs no pass.",
+    ),
 ]
 
 
@@ -66,11 +84,31 @@ def main(argv: list[str] | None = None) -> int:
     except (cfg.Error, ConfigError) as exc:
         print(f"cachemgr: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if conf.status:
+        inventory.close()
+        return show_status(conf.daemon.status_file)
+    try:
+        _prepare_outputs(conf)
+    except ConfigError as exc:
+        inventory.close()
+        _report_config_error(exc)
+        return EXIT_CONFIG
+    _say_if_shrink_guard_is_off(conf, settings)
     if conf.once:
         try:
-            return run_once(settings, inventory, dry_run=conf.dry_run)
+            return run_once(
+                settings,
+                inventory,
+                dry_run=conf.dry_run,
+                publisher=_publisher(conf),
+                accept_inventory=conf.accept_inventory,
+            )
         finally:
             inventory.close()
+    if conf.accept_inventory:
+        inventory.close()
+        _report_config_error(ConfigError("--accept-inventory goes with --once"))
+        return EXIT_CONFIG
     return run_daemon(conf, settings, inventory, dry_run=conf.dry_run)
 
 
@@ -137,13 +175,66 @@ def _drop_shell_completion(conf: cfg.ConfigOpts) -> None:
     conf.supported_shell_completion = []
 
 
-def run_once(settings: Settings, inventory: Inventory, *, dry_run: bool) -> int:
-    """Run one pass; 0 if it completed, 1 if it failed, was refused or was
-    stopped by SIGINT/SIGTERM (at the next file boundary, said in the log)."""
+def _prepare_outputs(conf: cfg.ConfigOpts) -> None:
+    """The status file's directory (made if need be) and the metrics file's,
+    checked in either mode before the pass, so that a bad path exits 2.
+
+    Raises:
+        ConfigError: naming the option, the path and what is wrong.
+    """
+    if conf.daemon.status_file:
+        status.prepare_status_dir(conf.daemon.status_file)
+    if conf.daemon.metrics_file:
+        metrics.check_metrics_path(conf.daemon.metrics_file)
+
+
+def _publisher(conf: cfg.ConfigOpts) -> Publisher:
+    return Publisher(conf.daemon.status_file, conf.daemon.metrics_file)
+
+
+def _report_config_error(error: ConfigError | cfg.Error) -> None:
+    # Logged outside the except block: oslo.log would repeat the message.
+    LOG.error("Configuration error: %s", error)
+    print(f"cachemgr: configuration error: {error}", file=sys.stderr)
+
+
+def _say_if_shrink_guard_is_off(conf: cfg.ConfigOpts, settings: Settings) -> None:
+    """The shrink guard compares with the status file's last completed pass."""
+    if settings.shrink_limit_percent and not conf.daemon.status_file:
+        LOG.info(
+            "The inventory shrink guard is off: [daemon] status_file is unset, "
+            "so no pass is remembered to compare with"
+        )
+
+
+def run_once(
+    settings: Settings,
+    inventory: Inventory,
+    *,
+    dry_run: bool,
+    publisher: Publisher,
+    accept_inventory: bool = False,
+) -> int:
+    """Run one pass and publish it, as the daemon does; 0 if it completed,
+    1 if it failed, was refused or was stopped by SIGINT/SIGTERM (at the
+    next file boundary, said in the log). ``accept_inventory`` lifts the
+    shrink guard for this pass, whose inventory then becomes the baseline."""
+    baseline = publisher.baseline(settings)
+    if accept_inventory:
+        LOG.info(
+            "--accept-inventory: this pass accepts its inventory, whatever the "
+            "last completed pass listed"
+        )
+        baseline = None
     with _stop_on_signals() as stopped:
         attempt = attempt_pass(
-            settings, lambda: inventory, dry_run=dry_run, stop_requested=stopped.is_set
+            settings,
+            lambda: inventory,
+            dry_run=dry_run,
+            stop_requested=stopped.is_set,
+            baseline=baseline,
         )
+    publisher.publish(attempt, settings, DaemonState.ONCE, None)
     return EXIT_OK if attempt.outcome is PassOutcome.COMPLETED else EXIT_PASS_FAILED
 
 
@@ -184,9 +275,7 @@ def run_daemon(
     else:
         error = None
     if error is not None:
-        # Logged outside the except block: oslo.log would repeat the message.
-        LOG.error("Configuration error: %s", error)
-        print(f"cachemgr: configuration error: {error}", file=sys.stderr)
+        _report_config_error(error)
         return EXIT_CONFIG
     _warn_if_passes_disabled(conf)
     # The master re-reads the files on SIGHUP and calls its mutate hooks.

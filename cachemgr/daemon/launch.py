@@ -29,8 +29,7 @@ def check_daemon_options(conf: cfg.ConfigOpts) -> None:
     launch instead of failing in a worker that oslo.service would respawn.
 
     Raises:
-        ConfigError: the status file's directory is missing or not writable,
-            or an oslo.service option has a bad value.
+        ConfigError: an oslo.service option has a bad value.
     """
     oslo_service_opts.register_service_opts(conf)
     try:
@@ -41,21 +40,6 @@ def check_daemon_options(conf: cfg.ConfigOpts) -> None:
         raise ConfigError(
             f"[DEFAULT] graceful_shutdown_timeout = {timeout}: must be 0 (wait "
             "forever) or a number of seconds"
-        )
-    path = conf.daemon.status_file
-    if not path:
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ConfigError(
-            f"[daemon] status_file = {path}: directory {directory} does not "
-            "exist; create it (the systemd unit's StateDirectory= does) or set "
-            "status_file to an empty value"
-        )
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"[daemon] status_file = {path}: directory {directory} is not "
-            "writable by this user"
         )
 
 
@@ -85,6 +69,7 @@ def launch_daemon(
         dry_run=dry_run,
         notifier=notifier,
         status_path=conf.daemon.status_file,
+        metrics_path=conf.daemon.metrics_file,
         register_options=register_all,
     )
     route_master_signals(daemon.reload)

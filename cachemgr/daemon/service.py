@@ -27,13 +27,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from oslo_config import cfg
 from oslo_service import service as oslo_service
 
-from cachemgr.daemon import reload, status
+from cachemgr.daemon import reload
 from cachemgr.daemon.notify import Notifier
+from cachemgr.daemon.publish import Publisher
 from cachemgr.daemon.status import DaemonState
 from cachemgr.exceptions import ConfigError, ConfigFileError
 from cachemgr.inventory.base import Inventory, load_inventory
@@ -83,6 +84,7 @@ class CacheService(oslo_service.Service):
         dry_run: decide and log only, change nothing.
         notifier: systemd's notify socket, taken before the launch.
         status_path: the status file, or "" for none.
+        metrics_path: the metrics file, or "" for none.
         register_options: registers every option ``conf`` has, on a
             scratch ConfigOpts that checks the files on reload.
         run_pass: the pass (tests inject one).
@@ -97,6 +99,7 @@ class CacheService(oslo_service.Service):
         dry_run: bool,
         notifier: Notifier,
         status_path: str,
+        metrics_path: str,
         register_options: Callable[[cfg.ConfigOpts], None],
         run_pass: PassRunner = run.run_pass,
         clock: Callable[[], float] = time.monotonic,
@@ -107,6 +110,7 @@ class CacheService(oslo_service.Service):
         self.dry_run = dry_run
         self.notifier = notifier
         self.status_path = status_path
+        self.metrics_path = metrics_path
         self._register_options = register_options
         self._run_pass = run_pass
         self._clock = clock
@@ -119,8 +123,7 @@ class CacheService(oslo_service.Service):
         self._replacing = multiprocessing.RawValue("b", 0)
         self._stopping = threading.Event()
         self._inventory: Inventory | None = None
-        self._last_completed: Mapping[str, object] | None = None
-        self._last_pass: Mapping[str, object] | None = None
+        self._publisher = Publisher("", "")
 
     # -- oslo.service ------------------------------------------------------
 
@@ -130,10 +133,8 @@ class CacheService(oslo_service.Service):
         self._replacing.value = 0
         self._stopping = threading.Event()
         self._inventory = None
-        if self.status_path:
-            previous = status.read_status(self.status_path) or {}
-            self._last_pass = previous.get("last_pass")  # type: ignore[assignment]
-            self._last_completed = previous.get("last_completed_pass")  # type: ignore[assignment]
+        # Read in the worker: the last passes of the worker it replaces.
+        self._publisher = Publisher(self.status_path, self.metrics_path)
         interval = pass_interval(self.settings.manager_interval)
         LOG.info("%s", self._policy_line(interval))
         if interval is None:
@@ -266,6 +267,7 @@ class CacheService(oslo_service.Service):
             self._ensure_inventory,
             dry_run=self.dry_run,
             stop_requested=self._checkpoint,
+            baseline=self._publisher.baseline(self.settings),
             run_pass=self._run_pass,
         )
 
@@ -292,15 +294,12 @@ class CacheService(oslo_service.Service):
             )
 
     def _publish(self, record: PassResult, next_pass_at: float | None) -> None:
-        """The status file and systemd's STATUS= line."""
+        """The status and metrics files and systemd's STATUS= line."""
         interval = pass_interval(self.settings.manager_interval)
         if interval is None:
             next_pass_at = None
-        self._last_pass = status.pass_entry(record)
-        if record.outcome is PassOutcome.COMPLETED:
-            self._last_completed = self._last_pass
         state = DaemonState.IDLE if interval is None else DaemonState.RUNNING
-        self._write_status(state, next_pass_at)
+        self._publisher.publish(record, self.settings, state, next_pass_at)
         line = record.describe()
         if next_pass_at is not None:
             line += f"; next pass in {max(0.0, next_pass_at - time.time()):.0f} s"
@@ -308,18 +307,7 @@ class CacheService(oslo_service.Service):
 
     def _write_status(self, state: DaemonState, next_pass_at: float | None) -> None:
         """What the daemon does now and its last passes, for monitoring."""
-        if not self.status_path:
-            return
-        document = status.status_document(
-            state,
-            host=self.settings.host,
-            instances_path=self.settings.instances_path,
-            manager_interval=self.settings.manager_interval,
-            next_pass_at=next_pass_at,
-            last_pass=self._last_pass,
-            last_completed=self._last_completed,
-        )
-        status.write_status(self.status_path, document)
+        self._publisher.write_status(self.settings, state, next_pass_at)
 
     def _policy_line(self, interval: float | None) -> str:
         s = self.settings
@@ -335,6 +323,7 @@ class CacheService(oslo_service.Service):
             "manager_interval": s.manager_interval,
             "dry_run": self.dry_run,
             "status_file": self.status_path or "(none)",
+            "metrics_file": self.metrics_path or "(none)",
             "watchdog_seconds": self.notifier.watchdog_seconds or "(none)",
         }
         if interval is None:

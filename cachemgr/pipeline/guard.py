@@ -16,7 +16,6 @@ from cachemgr.exceptions import InventoryUntrustworthy
 
 __all__ = [
     "InventoryBaseline",
-    "baseline_from_status",
     "baseline_of",
     "check_inventory_trust",
     "inventory_shrink",
@@ -46,18 +45,6 @@ def baseline_of(entry: Mapping[str, object] | None) -> InventoryBaseline | None:
     if type(instances) is not int or instances < 0:
         return None
     return InventoryBaseline(instances, float(ended_at))
-
-
-def baseline_from_status(
-    document: Mapping[str, object] | None, host: str, instances_path: str
-) -> InventoryBaseline | None:
-    """The last completed pass's baseline, if the status file is of this
-    host and instances_path (a record of another is not compared)."""
-    if not document or document.get("host") != host:
-        return None
-    if document.get("instances_path") != instances_path:
-        return None
-    return baseline_of(document.get("last_completed_pass"))  # type: ignore[arg-type]
 
 
 def inventory_shrink(

@@ -6,6 +6,7 @@ A dry run and a real pass go through the same code.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,11 +16,15 @@ from cachemgr.cache.outcome import ApplyResult, FileOutcome, Result
 from cachemgr.cache.plan import Action, Decision, Plan, Reason
 
 __all__ = [
+    "FILE_STATES",
     "SUMMARY_PREFIX",
     "FileLine",
+    "Mode",
     "Summary",
     "brief_counters",
     "file_lines",
+    "outcome_line",
+    "state_bytes",
     "summarize",
     "summary_line",
 ]
@@ -29,14 +34,27 @@ SUMMARY_PREFIX = "Image cache pass complete: "
 # The counters systemd's one STATUS= line has room for.
 _BRIEF_KEYS = ("files", "in_use", "removed", "too_young", "kept_open", "errors")
 
+# Every category a file counts in, as the metrics label them (DESIGN 1.10).
+FILE_STATES = (
+    "in_use",
+    "kept_open",
+    "kept_pinned",
+    "too_young",
+    "kept_unknown",
+    "removed",
+    "kept_locked",
+    "kept_changed",
+    "kept_failed",
+)
+
 # The category each kept, touched or removed file counts in.
 _REASON_KEY = {
     Reason.INSTANCE: "in_use",
     Reason.BACKING_FILE: "in_use",
     Reason.OPEN_FILE: "kept_open",
-    Reason.PINNED: "kept_pinned",
     # nova's download, which it makes under the lock kept_locked counts.
     Reason.DOWNLOADING: "kept_locked",
+    Reason.PINNED: "kept_pinned",
     Reason.TOO_YOUNG: "too_young",
     Reason.UNKNOWN_NAME: "kept_unknown",
     Reason.UNUSED: "removed",
@@ -49,6 +67,16 @@ _RESULT_KEY = {
     Result.VANISHED: "kept_changed",
     Result.FAILED: "kept_failed",
 }
+
+
+class Mode(enum.StrEnum):
+    """What ``removed`` means in a summary line (DESIGN 1.7): removed, or
+    would be removed and why not."""
+
+    REMOVE = "remove"
+    DRY_RUN = "dry-run"
+    DISABLED = "disabled"
+    NOT_REMOVER = "not-remover"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +101,7 @@ class Summary:
     pressure_removed: int = 0
     """Removed (or would be) early, under disk pressure; also in ``removed``."""
     instances: int = 0
+    mode: Mode = Mode.REMOVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +116,9 @@ def summarize(
     *,
     disks: int,
     unreadable_disks: int,
+    instances: int,
+    mode: Mode,
     duration_s: float,
-    instances: int = 0,
 ) -> Summary:
     """Count every file in exactly one category.
 
@@ -96,35 +126,49 @@ def summarize(
     counts as ``removed``, as it would have been; one that apply refused
     counts under why it was kept.
     """
-    decisions = _reached(plan, applied)
-    counts = Counter(_REASON_KEY[d.reason] for d in decisions)
-    counts["pressure_removed"] = sum(
-        d.reason is Reason.DISK_PRESSURE for d in decisions
-    )
-    outcomes = _outcomes(applied)
-    errors = sum(o.result is Result.FAILED for o in outcomes.values())
-    bytes_removed = 0
-    for decision in decisions:
-        if decision.action is not Action.REMOVE:
-            continue
-        outcome = outcomes.get(decision.file.name)
-        if outcome is None or outcome.result is Result.DONE:
+    counts: Counter[str] = Counter()
+    bytes_removed = pressure_removed = 0
+    for key, decision in _categorized(plan, applied):
+        counts[key] += 1
+        if key == "removed":
             bytes_removed += decision.file.allocated_bytes
-        else:
-            counts["removed"] -= 1
-            if decision.reason is Reason.DISK_PRESSURE:
-                counts["pressure_removed"] -= 1
-            counts[_RESULT_KEY[outcome.result]] += 1
+            pressure_removed += decision.reason is Reason.DISK_PRESSURE
+    errors = sum(o.result is Result.FAILED for o in _outcomes(applied).values())
     return Summary(
-        files=len(decisions),
+        files=counts.total(),
         bytes_removed=bytes_removed,
         errors=errors,
         duration_s=duration_s,
         disks=disks,
         unreadable_disks=unreadable_disks,
+        pressure_removed=pressure_removed,
         instances=instances,
+        mode=mode,
         **counts,
     )
+
+
+def state_bytes(plan: Plan, applied: ApplyResult | None) -> dict[str, int]:
+    """The allocated bytes of the files of each of ``FILE_STATES``, counted
+    as ``summarize`` counts the files (``removed`` is ``bytes_removed``)."""
+    found = dict.fromkeys(FILE_STATES, 0)
+    for key, decision in _categorized(plan, applied):
+        found[key] += decision.file.allocated_bytes
+    return found
+
+
+def _categorized(
+    plan: Plan, applied: ApplyResult | None
+) -> Iterator[tuple[str, Decision]]:
+    """Each reached decision with the category its file counts in."""
+    outcomes = _outcomes(applied)
+    for decision in _reached(plan, applied):
+        key = _REASON_KEY[decision.reason]
+        if decision.action is Action.REMOVE:
+            outcome = outcomes.get(decision.file.name)
+            if outcome is not None and outcome.result is not Result.DONE:
+                key = _RESULT_KEY[outcome.result]
+        yield key, decision
 
 
 def _outcomes(applied: ApplyResult | None) -> Mapping[str, FileOutcome]:
@@ -164,14 +208,22 @@ def _pairs(summary: Summary, keys: Sequence[str]) -> str:
 def file_lines(
     plan: Plan, applied: ApplyResult | None, *, would: str | None
 ) -> Iterator[FileLine]:
-    """One line per file: removals at INFO, everything else at DEBUG.
+    """A line for each file apply did not carry out: removals at INFO,
+    everything else at DEBUG. Apply's own files are told one by one, as it
+    goes (``outcome_line``).
 
     ``would`` is None when the plan was applied, else why it was not (dry
     run, removal disabled), and every line says what would have happened.
     """
     outcomes = _outcomes(applied)
     for decision in _reached(plan, applied):
-        yield _file_line(decision, outcomes.get(decision.file.name), would)
+        if decision.file.name not in outcomes:
+            yield _file_line(decision, None, would)
+
+
+def outcome_line(outcome: FileOutcome) -> FileLine:
+    """The line of one file operation, logged as soon as it is done."""
+    return _file_line(outcome.decision, outcome, None)
 
 
 def _file_line(
@@ -180,7 +232,7 @@ def _file_line(
     name = decision.file.name
     why = f"{decision.reason.value}: {decision.detail}"
     if decision.action is Action.REMOVE:
-        if outcome is None or would is not None:
+        if outcome is None:
             return FileLine(logging.INFO, f"Would remove {name} ({would}): {why}")
         if outcome.result is Result.DONE:
             return FileLine(logging.INFO, f"Removed {name}: {why}")

@@ -35,13 +35,18 @@ class PassReport:
     why a pass stopped early, and then the counters cover only the files it
     reached. ``refused`` says why a pass that ran removed nothing on
     purpose (a shrunken inventory): it refreshed, and is refused all the
-    same.
+    same. ``state_bytes`` holds the allocated bytes of the files counted
+    in each category of the summary (report.FILE_STATES), and
+    ``filesystem_used_ratio`` the use of the cache dir's file system when
+    the pass gathered (df's, 0 to 1): the metrics publish both.
     """
 
     summary: Summary | None
     stage_seconds: Mapping[str, float] = field(default_factory=dict)
     stopped: str | None = None
     refused: str | None = None
+    state_bytes: Mapping[str, int] = field(default_factory=dict)
+    filesystem_used_ratio: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,18 +14,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from cachemgr.cache import (
-    apply,
-    disk_usage,
-    locks,
-    pins,
-    plan,
-    registry,
-    scan,
-    usage,
-)
-from cachemgr.cache.outcome import ApplyResult
-from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot, FilesystemUse
+from cachemgr.cache import apply, locks, pins, plan, registry, scan, usage
+from cachemgr.cache.disk_usage import FilesystemUse
+from cachemgr.cache.outcome import ApplyResult, FileOutcome
+from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
 from cachemgr.exceptions import GatherError
 from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.model import Instance
@@ -92,7 +84,7 @@ def run_pass(
     """
     timer = _StageTimer()
     with timer("gather"):
-        instances, cache, disks = _gather(settings, inventory, dry_run, clock())
+        instances, cache, disks, fs_use = _gather(settings, inventory, dry_run, clock())
         guard.check_inventory_trust(
             len(instances), disks.disk_count, settings.instances_path, settings.host
         )
@@ -101,7 +93,6 @@ def run_pass(
         )
         used = usage.used_names(instances, settings.ephemeral)
         pinned = pins.read_pins(settings.pinned_images_file, clock())
-        filesystem = _filesystem_use(settings.cache_dir)
         open_files = scan.scan_open_files(cache.files)
     if open_files.unreadable_processes:
         LOG.warning(
@@ -113,7 +104,10 @@ def run_pass(
         )
     if stop_requested():
         return PassReport(
-            None, dict(timer.seconds), "stopped after gathering; nothing was changed"
+            None,
+            dict(timer.seconds),
+            "stopped after gathering; nothing was changed",
+            filesystem_used_ratio=fs_use.ratio,
         )
     with timer("plan"):
         decided = plan.make_plan(
@@ -124,14 +118,18 @@ def run_pass(
             settings.policy,
             clock(),
             pins=pinned,
-            filesystem=filesystem,
+            filesystem=fs_use,
         )
     with timer("apply"):
-        applied, would = _apply(
-            decided, cache, disks, settings, dry_run, stop_requested, shrunk is not None
+        applied, would, mode = _apply(
+            decided, cache, disks, settings, dry_run, stop_requested, shrunk
         )
     with timer("report"):
-        summary = _report(decided, applied, would, disks, len(instances), timer)
+        summary = _report(decided, applied, would, mode, disks, len(instances), timer)
+    figures = {
+        "state_bytes": report.state_bytes(decided, applied),
+        "filesystem_used_ratio": fs_use.ratio,
+    }
     if applied is not None and applied.stopped:
         planned = sum(d.action is not plan.Action.KEEP for d in decided.decisions)
         return PassReport(
@@ -141,28 +139,22 @@ def run_pass(
             "planned file operations, the rest is left for the next pass: "
             f"removed={summary.removed} bytes_removed={summary.bytes_removed} "
             f"errors={summary.errors}",
+            **figures,
         )
     for name in cache.other_entries:
         LOG.debug("Left alone %s: not a regular file", name)
     if shrunk is not None:
-        return PassReport(summary, dict(timer.seconds), refused=shrunk)
+        # Refused: the ERROR line says why; no summary line claims a pass.
+        return PassReport(summary, dict(timer.seconds), refused=shrunk, **figures)
     LOG.info("%s", report.summary_line(summary))
     LOG.debug("Stage durations: %s", timer.describe())
-    return PassReport(summary, dict(timer.seconds))
-
-
-def _filesystem_use(cache_dir: str) -> FilesystemUse | None:
-    """The use of the cache's file system, for the disk pressure watermarks."""
-    try:
-        return disk_usage.measure_filesystem_use(cache_dir)
-    except OSError as exc:
-        raise GatherError(f"cannot statvfs {cache_dir}: {exc.strerror}") from exc
+    return PassReport(summary, dict(timer.seconds), **figures)
 
 
 def _gather(
     settings: Settings, inventory: Inventory, dry_run: bool, now: float
-) -> tuple[tuple[Instance, ...], CacheSnapshot, DiskSnapshot]:
-    """The instances, the cache dir and the disks.
+) -> tuple[tuple[Instance, ...], CacheSnapshot, DiskSnapshot, FilesystemUse]:
+    """The instances, the cache dir, the disks and the use of the file system.
 
     An inventory that waits on the network (nova-conductor's replies take
     seconds at 20,000 instances) is read in another thread while the
@@ -187,8 +179,13 @@ def _gather(
         return (listing.result(), *storage)
 
 
-def _scan_storage(settings: Settings) -> tuple[CacheSnapshot, DiskSnapshot]:
-    if not os.path.isdir(settings.cache_dir):
+def _scan_storage(
+    settings: Settings,
+) -> tuple[CacheSnapshot, DiskSnapshot, FilesystemUse]:
+    """The cache dir, the disks, and the use of the cache's file system
+    (instances_path's while the cache dir does not exist)."""
+    cache_exists = os.path.isdir(settings.cache_dir)
+    if not cache_exists:
         # An empty cache, as the scan says, but also what a mistyped
         # subdirectory_name looks like: a pass that never cleans anything.
         LOG.warning(
@@ -208,9 +205,12 @@ def _scan_storage(settings: Settings) -> tuple[CacheSnapshot, DiskSnapshot]:
     try:
         cache = scan.scan_cache_dir(settings.cache_dir)
         disks = scan.scan_disks(settings.instances_path, cache, settings.skip_dirs)
+        fs_use = scan.measure_filesystem_use(
+            settings.cache_dir if cache_exists else settings.instances_path
+        )
     except OSError as exc:
         raise GatherError(f"cannot scan {exc.filename}: {exc.strerror}") from exc
-    return cache, disks
+    return cache, disks, fs_use
 
 
 def _list_instances(
@@ -241,16 +241,17 @@ def _apply(
     settings: Settings,
     dry_run: bool,
     stop_requested: Callable[[], bool],
-    shrunk: bool,
-) -> tuple[ApplyResult | None, str | None]:
-    """Carry out the plan, or the part of it this pass may; and why not all.
+    shrunk: str | None,
+) -> tuple[ApplyResult | None, str | None, report.Mode]:
+    """Carry out the plan, or the part of it this pass may; why not all,
+    and the summary's word for it.
 
     Only one host of a shared storage removes at a time; the others, a pass
     with removal disabled and one whose inventory shrank still refresh the
-    files in use.
+    files in use. Each file operation is logged as soon as it is done.
     """
     if dry_run:
-        return None, "dry run"
+        return None, "dry run", report.Mode.DRY_RUN
     touches = decided.with_action(plan.Action.TOUCH)
 
     def carry_out(decisions: Sequence[plan.Decision]) -> ApplyResult:
@@ -261,35 +262,45 @@ def _apply(
             settings.lock_path,
             settings.lock_wait_seconds,
             stop_requested,
+            _log_outcome,
         )
 
     if not settings.remove_unused:
-        return carry_out(touches), "remove_unused_base_images = false"
-    if shrunk:
-        return carry_out(touches), "the inventory shrank"
+        why = "remove_unused_base_images = false"
+        return carry_out(touches), why, report.Mode.DISABLED
+    if shrunk is not None:
+        return carry_out(touches), "the inventory shrank", report.Mode.DISABLED
     try:
         with locks.remover_lock(settings.lock_path) as removing:
             if not removing:
                 why = "another cachemgr of this storage is removing files"
-                return carry_out(touches), why
-            return carry_out(decided.decisions), None
+                return carry_out(touches), why, report.Mode.NOT_REMOVER
+            return carry_out(decided.decisions), None, report.Mode.REMOVE
     except locks.UnsafeLockFile as exc:
         # Raised on entering the lock, before any file was touched.
         unsafe = exc
     # Logged outside the except block: oslo.log would append the exception.
     LOG.warning("Nothing is removed this pass: %s", unsafe)
-    return carry_out(touches), "the remover lock cannot be opened safely"
+    why = "the remover lock cannot be opened safely"
+    return carry_out(touches), why, report.Mode.NOT_REMOVER
+
+
+def _log_outcome(outcome: FileOutcome) -> None:
+    line = report.outcome_line(outcome)
+    LOG.log(line.level, "%s", line.message)
 
 
 def _report(
     decided: plan.Plan,
     applied: ApplyResult | None,
     would: str | None,
+    mode: report.Mode,
     disks: DiskSnapshot,
     instances: int,
     timer: _StageTimer,
 ) -> report.Summary:
-    """Log one line per decided file and count them, for a whole or cut pass."""
+    """Log the lines of the files apply did not carry out, and count every
+    file, for a whole or cut pass."""
     for line in report.file_lines(decided, applied, would=would):
         LOG.log(line.level, "%s", line.message)
     return report.summarize(
@@ -297,8 +308,9 @@ def _report(
         applied,
         disks=disks.disk_count,
         unreadable_disks=len(disks.problems),
-        duration_s=timer.total(),
         instances=instances,
+        mode=mode,
+        duration_s=timer.total(),
     )
 
 

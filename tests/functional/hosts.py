@@ -81,21 +81,21 @@ class Run:
     def output(self) -> str:
         return self.stdout + self.stderr
 
-    def contract_counters(self) -> dict[str, float]:
+    def contract_counters(self) -> dict[str, float | str]:
         """The summary line's contract counters, ``files`` to ``errors``."""
         summary = self.summary()
         return {key: summary[key] for key in CONTRACT_KEYS}
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | str]:
         """The counters of the one summary line (contract keys and the rest)."""
         found = list(_SUMMARY_RE.finditer(self.output))
         assert len(found) == 1, f"expected one summary line in:\n{self.output}"
         match = found[0]
-        counters: dict[str, float] = {k: int(match[k]) for k in CONTRACT_KEYS}
+        counters: dict[str, float | str] = {k: int(match[k]) for k in CONTRACT_KEYS}
         counters["duration_s"] = float(match["duration_s"])
         for pair in match["more"].split():
             key, _, value = pair.partition("=")
-            counters[key] = float(value) if "." in value else int(value)
+            counters[key] = _number(value)
         return counters
 
     def lines(self, level: str) -> list[str]:
@@ -103,6 +103,14 @@ class Run:
         return [
             line for line in self.output.splitlines() if f" {level} " in f" {line} "
         ]
+
+
+def _number(text: str) -> float | str:
+    """A summary value: an int, a float, or a word (``mode=dry-run``)."""
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        return text
 
 
 def run_cachemgr(*args: str, timeout: float = 60, cwd: Path | None = None) -> Run:
@@ -128,6 +136,9 @@ class Host:
         self.base = self.instances_path / "_base"
         self.inventory_path = root / "inventory.json"
         self.config_path = root / "cachemgr.conf"
+        # What cachemgr writes for monitoring, outside instances_path.
+        self.state_dir = root / "state"
+        self.status_path = self.state_dir / "status.json"
         self.now = time.time()
         self.instances: list[dict[str, object]] = []
         self.base.mkdir(parents=True)
@@ -227,6 +238,7 @@ class Host:
             "DEFAULT": {"host": self.name, "instances_path": self.instances_path},
             "image_cache": {"lock_wait_seconds": 0.2},
             "inventory": {"driver": "static", "static_path": self.inventory_path},
+            "daemon": {"status_file": self.status_path},
         }
         for section, values in (options or {}).items():
             sections.setdefault(section, {}).update(values)
@@ -274,7 +286,8 @@ class Host:
         return set(os.listdir(self.base))
 
     def mtimes(self, *, except_registry: bool = False) -> dict[str, int]:
-        """Relative path -> lstat st_mtime_ns of every entry under root.
+        """Relative path -> lstat st_mtime_ns of every entry under root but
+        the status and metrics files of ``state_dir``.
 
         ``except_registry`` leaves out nova's storage registry, its lock and
         the directories they are in: a pass registers this host even when
@@ -288,6 +301,8 @@ class Host:
         }
         found: dict[str, int] = {}
         for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == str(self.root) and self.state_dir.name in dirnames:
+                dirnames.remove(self.state_dir.name)
             for name in dirnames + filenames:
                 path = os.path.join(dirpath, name)
                 relative = os.path.relpath(path, self.root)

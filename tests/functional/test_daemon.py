@@ -397,7 +397,7 @@ def test_manager_interval_minus_one_idles_and_still_pings(tmp_path: Path):
 @pytest.mark.parametrize(
     ("option", "value", "named"),
     [
-        ("status_file", "missing-dir/status.json", "[daemon] status_file"),
+        ("status_file", "no-parent/no-dir/status.json", "[daemon] status_file"),
         ("graceful_shutdown_timeout", "soon", "graceful_shutdown_timeout"),
     ],
 )

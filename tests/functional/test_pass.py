@@ -114,6 +114,8 @@ class TestRealPass:
             "bytes_removed": bytes_removed,
             "errors": 0,
         }
+        assert run.summary()["mode"] == "remove"
+        assert run.summary()["instances"] == len(host.instances)
         assert bytes_removed > 0
 
     def test_second_pass_removes_nothing_more(self, tmp_path: Path) -> None:
@@ -149,6 +151,7 @@ class TestDryRun:
         assert summary["removed"] == 4
         assert summary["in_use"] == 9
         assert summary["bytes_removed"] == bytes_removed
+        assert summary["mode"] == "dry-run"
 
 
 class TestRemovalDisabled:
@@ -180,6 +183,7 @@ class TestRemovalDisabled:
                 run.output,
             ), name
         assert run.summary()["removed"] == 4
+        assert run.summary()["mode"] == "disabled"
 
 
 class TestLargeHost:

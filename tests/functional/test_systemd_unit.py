@@ -1,5 +1,6 @@
-"""systemd/cachemgr.service: systemd's own check, its agreement with the
-code's defaults, and the kernel's answer on the capabilities it grants."""
+"""systemd/: systemd's own check of the daemon unit and of the timer with its
+oneshot unit, their agreement with the code's defaults, and the kernel's
+answer on the capabilities they grant."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from oslo_service import opts as oslo_service_opts
 from cachemgr import conf as cachemgr_conf
 
 ROOT = Path(__file__).resolve().parents[2]
-UNIT = ROOT / "systemd" / "cachemgr.service"
+SYSTEMD_DIR = ROOT / "systemd"
+UNIT = SYSTEMD_DIR / "cachemgr.service"
+ONCE_UNIT = SYSTEMD_DIR / "cachemgr-once.service"
+TIMER = SYSTEMD_DIR / "cachemgr.timer"
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 SETPRIV = shutil.which("setpriv")
 # A Python any user can run (the test's own may live under /root).
@@ -59,26 +63,80 @@ def defaults() -> cfg.ConfigOpts:
     return conf
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is missing")
-def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path):
-    """No error and no warning from systemd's own checker, which also runs
-    man on Documentation=: the man page as README's Installation links it."""
-    text = UNIT.read_text().replace(
-        "/opt/cachemgr/bin/cachemgr", f"{sys.executable} -m cachemgr.cmd.cachemgr"
-    )
-    copy = tmp_path / "cachemgr.service"
-    copy.write_text(text)
-    (tmp_path / "man" / "man8").mkdir(parents=True)
+def verify(tmp_path: Path, *units: Path) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze verify`` on copies of ``units`` in one directory
+    (a timer's service is found beside it), run from this virtualenv. It
+    also runs man on Documentation=: the man page as README's Installation
+    links it."""
+    copies = []
+    for unit_path in units:
+        text = unit_path.read_text().replace(
+            "/opt/cachemgr/bin/cachemgr", f"{sys.executable} -m cachemgr.cmd.cachemgr"
+        )
+        copy = tmp_path / unit_path.name
+        copy.write_text(text)
+        copies.append(str(copy))
+    (tmp_path / "man" / "man8").mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "doc" / "cachemgr.8", tmp_path / "man" / "man8")
-    result = subprocess.run(
-        [SYSTEMD_ANALYZE, "verify", str(copy)],
+    assert SYSTEMD_ANALYZE is not None
+    return subprocess.run(
+        [SYSTEMD_ANALYZE, "verify", *copies],
         capture_output=True,
         text=True,
         check=False,
         env={**os.environ, "MANPATH": str(tmp_path / "man")},
     )
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is missing")
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path):
+    """No error and no warning from systemd's own checker."""
+    result = verify(tmp_path, UNIT)
     assert result.returncode == 0, result.stderr
     assert result.stdout + result.stderr == ""
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is missing")
+def test_systemd_analyze_verify_accepts_the_timer_and_its_service(tmp_path: Path):
+    """The timer and the oneshot unit it starts: no error, no warning."""
+    result = verify(tmp_path, TIMER, ONCE_UNIT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout + result.stderr == ""
+
+
+def test_verify_would_fail_a_broken_oneshot_unit(tmp_path: Path):
+    """The check above can fail: a misspelt Type= of the timer's unit is told."""
+    if SYSTEMD_ANALYZE is None:
+        pytest.skip("systemd-analyze is missing")
+    broken = tmp_path / "src" / ONCE_UNIT.name
+    broken.parent.mkdir()
+    broken.write_text(ONCE_UNIT.read_text().replace("=oneshot", "=oneshoot"))
+    result = verify(tmp_path, TIMER, broken)
+    assert "oneshoot" in result.stdout + result.stderr
+
+
+class TestTheTimerAlternative:
+    def test_one_pass_per_run(self):
+        """The oneshot unit runs exactly one pass of the same configuration."""
+        once = directives(ONCE_UNIT.read_text())
+        daemon = directives(UNIT.read_text())
+        assert once["Type"] == ["oneshot"]
+        assert once["ExecStart"] == [daemon["ExecStart"][0] + " --once"]
+        assert directives(TIMER.read_text())["Unit"] == ["cachemgr-once.service"]
+
+    def test_period_is_the_default_interval(self, defaults):
+        """cachemgr --status judges lateness by manager_interval: they agree."""
+        period = seconds(directives(TIMER.read_text())["OnUnitActiveSec"][0])
+        assert period == defaults.image_cache.manager_interval
+
+    def test_same_user_and_sandbox_as_the_daemon(self):
+        """Everything from User= on is the daemon unit's, word for word."""
+
+        def sandbox(path: Path) -> str:
+            text = path.read_text()
+            return text[text.index("# nova's user:") :].split("[Install]")[0]
+
+        assert sandbox(ONCE_UNIT).rstrip() == sandbox(UNIT).rstrip()
 
 
 class TestAgreesWithTheCode:

@@ -11,13 +11,13 @@ from collections.abc import Iterable, Mapping
 from fractions import Fraction
 
 from cachemgr.cache import naming
+from cachemgr.cache.disk_usage import FilesystemUse
 from cachemgr.cache.plan import Plan, Policy, make_plan
 from cachemgr.cache.snapshot import (
     NO_PINS,
     CacheFile,
     CacheSnapshot,
     FileKey,
-    FilesystemUse,
     Pins,
 )
 from cachemgr.cache.usage import EphemeralNaming, Usage, used_names

@@ -153,6 +153,29 @@ class TestApplyPlan:
         assert cache.apply((FP_A, Action.REMOVE)) == {FP_A: (Result.DONE, "")}
         assert not (cache.base / FP_A).exists()
 
+    def test_each_outcome_is_told_before_the_next_file(self, tmp_path: Path) -> None:
+        """on_outcome sees each file done and the next one not yet reached."""
+        cache = Cache(tmp_path, FP_A, FP_B, FP_C)
+        seen: list[tuple[str, Result, set[str]]] = []
+
+        def told(outcome) -> None:
+            left = set(os.listdir(cache.base))
+            seen.append((outcome.decision.file.name, outcome.result, left))
+
+        apply_plan(
+            [cache.decision(n, Action.REMOVE) for n in (FP_A, FP_B, FP_C)],
+            cache.snapshot,
+            cache.disks,
+            str(cache.lock_path),
+            LOCK_WAIT_SECONDS,
+            on_outcome=told,
+        )
+        assert seen == [
+            (FP_A, Result.DONE, {FP_B, FP_C}),
+            (FP_B, Result.DONE, {FP_C}),
+            (FP_C, Result.DONE, set()),
+        ]
+
     def test_keep_leaves_the_file_alone(self, tmp_path: Path) -> None:
         """A KEEP decision neither removes nor refreshes, and has no outcome."""
         cache = Cache(tmp_path, FP_A, FP_B, FP_C)

@@ -8,8 +8,9 @@ import random
 import pytest
 
 from cachemgr.cache import naming
+from cachemgr.cache.disk_usage import FilesystemUse
 from cachemgr.cache.plan import Action, Policy, Reason
-from cachemgr.cache.snapshot import CacheFile, FilesystemUse, Pin, Pins
+from cachemgr.cache.snapshot import CacheFile, Pin, Pins
 from cachemgr.inventory.model import Instance
 from tests.unit.cache.helpers import (
     DAY,

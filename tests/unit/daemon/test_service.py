@@ -95,6 +95,7 @@ def make_service(tmp_path, passes, clock, **image_cache) -> CacheService:
         dry_run=False,
         notifier=Notifier(None),
         status_path=str(tmp_path / "status.json"),
+        metrics_path="",
         register_options=cachemgr_conf.register_opts,
         run_pass=passes,
         clock=clock,

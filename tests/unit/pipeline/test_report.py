@@ -13,9 +13,13 @@ from hypothesis import strategies as st
 from cachemgr.cache.outcome import ApplyResult, FileOutcome, Result
 from cachemgr.cache.plan import Action, Decision, Plan, Reason
 from cachemgr.pipeline.report import (
+    FILE_STATES,
     FileLine,
+    Mode,
     Summary,
     file_lines,
+    outcome_line,
+    state_bytes,
     summarize,
     summary_line,
 )
@@ -41,6 +45,7 @@ EXTRA_KEYS = [
     "kept_pinned",
     "pressure_removed",
     "instances",
+    "mode",
 ]
 # Every file lands in exactly one of these; together they make ``files``.
 CATEGORIES = [
@@ -93,7 +98,13 @@ def applied(*outcomes: FileOutcome) -> ApplyResult:
 
 
 def summary_of(plan: Plan, result: ApplyResult | None, **kwargs) -> Summary:
-    args = {"disks": 0, "unreadable_disks": 0, "duration_s": 0.5}
+    args = {
+        "disks": 0,
+        "unreadable_disks": 0,
+        "instances": 0,
+        "mode": Mode.REMOVE,
+        "duration_s": 0.5,
+    }
     return summarize(plan, result, **(args | kwargs))
 
 
@@ -185,12 +196,20 @@ class TestSummarize:
         assert categories(summary) == {"in_use": 1}
         assert summary.errors == 0
 
-    def test_passes_through_disks_and_duration(self) -> None:
-        """Disk counts and the duration are reported as given."""
+    def test_passes_through_disks_instances_mode_and_duration(self) -> None:
+        """Disk and instance counts, the mode and the duration are as given."""
         summary = summary_of(
-            plan_of(), None, disks=12, unreadable_disks=2, duration_s=1.5
+            plan_of(),
+            None,
+            disks=12,
+            unreadable_disks=2,
+            instances=7,
+            mode=Mode.NOT_REMOVER,
+            duration_s=1.5,
         )
         assert (summary.disks, summary.unreadable_disks) == (12, 2)
+        assert summary.instances == 7
+        assert summary.mode is Mode.NOT_REMOVER
         assert summary.duration_s == 1.5
         assert summary.files == 0
 
@@ -234,6 +253,8 @@ class TestSummaryLine:
         kept_failed=1,
         disks=30,
         unreadable_disks=1,
+        instances=25,
+        mode=Mode.DRY_RUN,
     )
 
     def test_contract_keys_first_in_order(self) -> None:
@@ -255,7 +276,8 @@ class TestSummaryLine:
             "Image cache pass complete: files=40 in_use=10 removed=9 too_young=8 "
             "kept_unknown=7 kept_open=2 bytes_removed=123456789 errors=1 "
             "duration_s=1.250 kept_locked=1 kept_changed=2 kept_failed=1 disks=30 "
-            "unreadable_disks=1 kept_pinned=0 pressure_removed=0 instances=0"
+            "unreadable_disks=1 kept_pinned=0 pressure_removed=0 instances=25 "
+            "mode=dry-run"
         )
 
     @given(
@@ -264,9 +286,10 @@ class TestSummaryLine:
             **{
                 f.name: st.integers(0, 2**50)
                 for f in dataclasses.fields(Summary)
-                if f.name != "duration_s"
+                if f.name not in ("duration_s", "mode")
             },
             duration_s=st.integers(0, 10**7).map(lambda ms: ms / 1000),
+            mode=st.sampled_from(Mode),
         )
     )
     def test_round_trip(self, summary: Summary) -> None:
@@ -288,17 +311,57 @@ def parse(line: str) -> Summary:
     values["duration_s"] = float(match["duration_s"])
     for pair in match["rest"].split():
         key, text = pair.split("=")
-        values[key] = int(text)
+        values[key] = Mode(text) if key == "mode" else int(text)
     return Summary(**values)
 
 
 def lines_by_name(plan: Plan, result: ApplyResult | None, would: str | None):
-    lines = list(file_lines(plan, result, would=would))
+    """Every file's line: apply's own as it told them, then the others'."""
+    told = result.outcomes if result is not None else {}
+    lines = {name: outcome_line(o) for name, o in told.items()}
+    rest = [d for d in plan.decisions if d.file.name not in told]
+    later = list(file_lines(plan, result, would=would))
+    assert len(later) == len(rest)
+    lines |= {d.file.name: line for d, line in zip(rest, later, strict=True)}
     assert len(lines) == len(plan.decisions)
-    return {d.file.name: line for d, line in zip(plan.decisions, lines, strict=True)}
+    return lines
+
+
+class TestStateBytes:
+    def test_each_state_holds_the_bytes_of_its_files(self) -> None:
+        """Sizes 1, 2, 4... tell every sum apart: each file is in one state."""
+        result = applied(outcome(USED), outcome(OLD_A), outcome(OLD_B, Result.LOCKED))
+        assert state_bytes(EVERY_REASON, result) == {
+            "in_use": 1 + 2,
+            "kept_open": 4,
+            "kept_pinned": 0,
+            "too_young": 8,
+            "kept_unknown": 16,
+            "removed": 32,
+            "kept_locked": 64,
+            "kept_changed": 0,
+            "kept_failed": 0,
+        }
+
+    def test_removed_bytes_are_the_summary_bytes_removed(self) -> None:
+        """The metrics' removed bytes and the summary line agree."""
+        result = applied(outcome(OLD_A), outcome(OLD_B, Result.FAILED))
+        summary = summary_of(EVERY_REASON, result)
+        assert state_bytes(EVERY_REASON, result)["removed"] == summary.bytes_removed
+
+    def test_every_summary_category_is_a_state(self) -> None:
+        """No file counted in the summary is left out of the metrics."""
+        assert set(CATEGORIES) <= set(FILE_STATES)
 
 
 class TestFileLines:
+    def test_applied_files_are_left_to_outcome_line(self) -> None:
+        """Files apply told as it went get no second line after it."""
+        result = applied(outcome(USED), outcome(OLD_A))
+        later = [line.message for line in file_lines(EVERY_REASON, result, would=None)]
+        assert len(later) == len(EVERY_REASON.decisions) - 2
+        assert not [m for m in later if " used:" in m or "old_a" in m]
+
     def test_one_line_per_file_in_plan_order(self) -> None:
         """Every file of the plan gets one line, in the plan's order."""
         lines = list(file_lines(EVERY_REASON, None, would=DRY_RUN))
