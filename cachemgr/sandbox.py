@@ -171,6 +171,8 @@ def _config(instances: str, inventory: str, status_file: str) -> str:
         "\n[image_cache]\n"
         f"manager_interval = {DEMO_INTERVAL}\n"
         "lock_wait_seconds = 0.2\n"
+        "# The demo's story must not depend on how full this machine's disk is.\n"
+        "disk_high_watermark_percent = 0\n"
         "\n[inventory]\n"
         "driver = static\n"
         f"static_path = {inventory}\n"

@@ -236,7 +236,9 @@ class Host:
         """
         sections: dict[str, dict[str, object]] = {
             "DEFAULT": {"host": self.name, "instances_path": self.instances_path},
-            "image_cache": {"lock_wait_seconds": 0.2},
+            # Removal under disk pressure off unless a test turns it on: what
+            # a test expects must not depend on how full this machine is.
+            "image_cache": {"lock_wait_seconds": 0.2, "disk_high_watermark_percent": 0},
             "inventory": {"driver": "static", "static_path": self.inventory_path},
             "daemon": {"status_file": self.status_path},
         }

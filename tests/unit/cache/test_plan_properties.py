@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from fractions import Fraction
@@ -10,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cachemgr.cache import naming
+from cachemgr.cache.disk_usage import FilesystemUse
 from cachemgr.cache.plan import Action, Plan, Policy, Reason, make_plan
-from cachemgr.cache.snapshot import CacheFile
+from cachemgr.cache.snapshot import CacheFile, Pin, Pins
 from cachemgr.cache.usage import Usage, used_names
 from tests.unit.strategies import Host, hosts
 
@@ -160,3 +162,65 @@ class TestMakePlanProperties:
         names = [d.file.name for d in plan.decisions]
         assert names == sorted(names)
         assert all(d.detail.strip() for d in plan.decisions)
+
+
+class TestUnderDiskPressure:
+    """DESIGN 1.9: whatever the use and the watermarks, pressure never plans
+    the removal of a file in use, open, pinned or being downloaded."""
+
+    @given(
+        hosts(),
+        st.integers(0, 100),
+        st.integers(1, 100),
+        st.integers(0, 99),
+        st.integers(0, 3 * 3600),
+        st.data(),
+    )
+    def test_never_a_protected_file(
+        self,
+        host: Host,
+        used_percent: int,
+        high: int,
+        low: int,
+        pressure_age: int,
+        data: st.DataObject,
+    ) -> None:
+        low = min(low, high - 1)
+        policy = dataclasses.replace(
+            host.policy,
+            high_watermark_percent=high,
+            low_watermark_percent=low,
+            pressure_minimum_age_seconds=pressure_age,
+        )
+        images = (naming.Kind.ORIGINAL, naming.Kind.RESIZED)
+        fingerprints = sorted(
+            {f.name[:40] for f in host.cache.files if f.kind in images}
+        )
+        pinned = data.draw(
+            st.sets(st.sampled_from(fingerprints)) if fingerprints else st.just(set())
+        )
+        pins = Pins({fp: Pin(fp, None) for fp in pinned})
+        total = 10**12
+        filesystem = FilesystemUse(
+            used_bytes=total * used_percent // 100,
+            available_bytes=total - total * used_percent // 100,
+        )
+        plan = make_plan(
+            host.cache,
+            usage_of(host),
+            host.backing,
+            host.open_files,
+            policy,
+            host.now,
+            pins=pins,
+            filesystem=filesystem,
+        )
+        for decision in plan.with_action(Action.REMOVE):
+            file = decision.file
+            assert not named_by_instance(host, file), decision
+            assert file.name not in host.backing, decision
+            assert file.key not in host.open_files, decision
+            assert file.kind not in images or file.name[:40] not in pinned, decision
+            assert not being_downloaded(host, file), decision
+            if decision.reason is Reason.DISK_PRESSURE:
+                assert exact_age(file, host.now) > pressure_age, decision
