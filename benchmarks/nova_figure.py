@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pass_timing import Launcher, PassRun, run_pass
 from synthetic_tree import HOST, SEED, Tree
 
-from tests.fixtures import list_primitive, nova_fixture
+from tests.support.fixtures import list_primitive, nova_fixture
 
 
 @dataclass
@@ -134,7 +134,7 @@ def _instance_primitives(count: int, seed: int) -> tuple[list[dict], list[dict]]
 
 
 class _IndexedConductor:
-    """tests/nova_conductor.FakeConductor's answers, from indexes.
+    """tests/support/nova_conductor.FakeConductor's answers, from indexes.
 
     The test conductor filters every instance for every page and every
     mapping for every batch, which at 20,000 instances costs more than the
@@ -198,7 +198,7 @@ def broker_reachable(url: str) -> bool:
 def measure_nova(tree: Tree, launcher: Launcher, url: str) -> NovaRun:
     """The nova driver lists M instances from a fake nova-conductor.
 
-    The conductor runs in this process (tests/nova_conductor.serve), on an
+    The conductor runs in this process (tests/support/nova_conductor.serve), on an
     exchange of its own. The figure is ``NovaInventory.list_instances``,
     from building the driver (first connection included) to the last
     decoded instance, with the driver's default page and batch sizes. Then
@@ -213,7 +213,7 @@ def measure_nova(tree: Tree, launcher: Launcher, url: str) -> NovaRun:
 
     from cachemgr import conf as cachemgr_conf
     from cachemgr.inventory.nova import NovaInventory
-    from tests.nova_conductor import serve
+    from tests.support.nova_conductor import serve
 
     conductor = _IndexedConductor(*_instance_primitives(count, SEED))
     sizes = _MessageSizes()

@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from tests.functional.hosts import blank_local_mapping
+from tests.support.hosts import blank_local_mapping
 
 DEFAULT_FILES = 100_000
 DEFAULT_INSTANCES = 20_000

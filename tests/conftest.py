@@ -28,7 +28,7 @@ from typing import NoReturn  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests import rabbit  # noqa: E402
+from tests.support import rabbit  # noqa: E402
 
 BROKER = ("127.0.0.1", 5672)
 

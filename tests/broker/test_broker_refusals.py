@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import rabbit
-from tests.functional.daemons import Daemon
-from tests.functional.hosts import DAY, Host, Run, fingerprint
+from tests.support import rabbit
+from tests.support.daemons import Daemon
+from tests.support.hosts import DAY, Host, Run, fingerprint
 
 pytestmark = pytest.mark.broker
 

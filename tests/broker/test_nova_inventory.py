@@ -1,7 +1,7 @@
 """The nova inventory driver against a fake nova-conductor on the real broker.
 
 The conductor is an oslo.messaging RPC server on the local RabbitMQ that
-answers with nova 34's own primitives (tests/nova_conductor.py), on an
+answers with nova 34's own primitives (tests/support/nova_conductor.py), on an
 exchange of its own per test.
 """
 
@@ -19,9 +19,9 @@ from cachemgr.cache import naming, usage
 from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
 from cachemgr.inventory import nova_versions
 from cachemgr.inventory.nova import NovaInventory
-from tests import rabbit
-from tests.fixtures import list_primitive, nova_fixture
-from tests.nova_conductor import (
+from tests.support import rabbit
+from tests.support.fixtures import list_primitive, nova_fixture
+from tests.support.nova_conductor import (
     FakeConductor,
     Forbidden,
     Request,

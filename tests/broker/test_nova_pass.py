@@ -1,7 +1,7 @@
 """``cachemgr --once`` with the nova driver, end to end, on the real broker.
 
 The real command runs as a subprocess against the fake nova-conductor
-(tests/nova_conductor.py) serving nova 34's captured instances; the host
+(tests/support/nova_conductor.py) serving nova 34's captured instances; the host
 is compute-01 and nova's storage registry names compute-02 as recent and
 compute-03 as gone.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import nova_fixture
-from tests.functional.hosts import DAY, Host, fingerprint
-from tests.nova_conductor import FakeConductor, Serving, serve
+from tests.support.fixtures import nova_fixture
+from tests.support.hosts import DAY, Host, fingerprint
+from tests.support.nova_conductor import FakeConductor, Serving, serve
 
 pytestmark = pytest.mark.broker
 

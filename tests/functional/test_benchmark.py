@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark_output import NUMBER, figure
+from tests.support.benchmark_output import NUMBER, figure
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "run.py"

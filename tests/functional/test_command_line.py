@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.functional.hosts import Host, run_cachemgr
+from tests.support.hosts import Host, run_cachemgr
 
 
 def test_help_says_what_it_does_the_exit_codes_and_the_docs() -> None:

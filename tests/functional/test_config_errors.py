@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.hosts import DAY, Host, fingerprint, run_cachemgr
+from tests.support.hosts import DAY, Host, fingerprint, run_cachemgr
 
 FP_OLD = fingerprint("img-old")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.daemons import (
+from tests.support.daemons import (
     STARTED,
     SUMMARY,
     Daemon,
@@ -22,8 +22,8 @@ from tests.functional.daemons import (
     notify_socket,
     wait_until,
 )
-from tests.functional.hosts import DAY, HOUR, Host, fingerprint, held_lock
-from tests.nova_conductor import FakeConductor, serve
+from tests.support.hosts import DAY, HOUR, Host, fingerprint, held_lock
+from tests.support.nova_conductor import FakeConductor, serve
 
 FP_USED = fingerprint("img-used")
 FP_OLD = fingerprint("img-old")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.hosts import (
+from tests.support.hosts import (
     DAY,
     HOUR,
     QEMU_IMG,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.hosts import (
+from tests.support.hosts import (
     DAY,
     QEMU_IMG,
     Host,

@@ -19,8 +19,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cachemgr.pipeline.report import FILE_STATES
-from tests.functional.daemons import SUMMARY, Daemon, counters, fd_targets, wait_until
-from tests.functional.hosts import (
+from tests.support.daemons import SUMMARY, Daemon, counters, fd_targets, wait_until
+from tests.support.hosts import (
     DAY,
     HOUR,
     Host,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.hosts import DAY, HOUR, QEMU_IMG, VFAT_EXT, Host, fingerprint
+from tests.support.hosts import DAY, HOUR, QEMU_IMG, VFAT_EXT, Host, fingerprint
 
 pytestmark = pytest.mark.skipif(QEMU_IMG is None, reason="qemu-img is not installed")
 

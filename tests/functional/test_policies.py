@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.hosts import DAY, HOUR, Host, fingerprint, held_open
+from tests.support.hosts import DAY, HOUR, Host, fingerprint, held_open
 
 MIB = 1024 * 1024
 

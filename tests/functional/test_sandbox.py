@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.hosts import QEMU_IMG
+from tests.support.hosts import QEMU_IMG
 
 pytestmark = pytest.mark.skipif(QEMU_IMG is None, reason="qemu-img is not installed")
 

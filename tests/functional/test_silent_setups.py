@@ -11,8 +11,8 @@ import shutil
 import signal
 from pathlib import Path
 
-from tests.functional.daemons import STARTED, SUMMARY, Daemon
-from tests.functional.hosts import DAY, Host, fingerprint
+from tests.support.daemons import STARTED, SUMMARY, Daemon
+from tests.support.hosts import DAY, Host, fingerprint
 
 AGE = "remove_unused_original_minimum_age_seconds"
 

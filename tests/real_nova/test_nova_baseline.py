@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark_output import NUMBER, figure
 from tests.real_nova.venv import NOVA_PYTHON, require_nova_venv
+from tests.support.benchmark_output import NUMBER, figure
 
 pytestmark = pytest.mark.real_nova
 

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import rabbit
-from tests.fixtures import nova_fixture
-from tests.functional.hosts import DAY, Host
 from tests.real_nova import scenario
+from tests.support import rabbit
+from tests.support.fixtures import nova_fixture
+from tests.support.hosts import DAY, Host
 
 pytestmark = [pytest.mark.real_nova, pytest.mark.broker]
 

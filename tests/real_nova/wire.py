@@ -9,7 +9,7 @@ from typing import Protocol
 import oslo_messaging
 from oslo_config import cfg
 
-from tests.fixtures import nova_fixture
+from tests.support.fixtures import nova_fixture
 
 __all__ = ["call"]
 

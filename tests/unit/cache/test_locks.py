@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from cachemgr.cache import locks
-from tests.deadline import deadline
-from tests.functional.hosts import held_lock
+from tests.support.deadline import deadline
+from tests.support.hosts import held_lock
 
 NAME = "0123456789abcdef0123456789abcdef01234567"
 

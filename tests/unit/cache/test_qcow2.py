@@ -11,7 +11,7 @@ import pytest
 
 from cachemgr.cache.qcow2 import Qcow2Error, read_backing_file
 from cachemgr.cache.safefs import NotRegularFile
-from tests.deadline import deadline
+from tests.support.deadline import deadline
 
 QEMU_IMG = "/usr/bin/qemu-img"
 HEADER = struct.Struct(">4sIQII")

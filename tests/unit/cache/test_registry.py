@@ -12,7 +12,7 @@ import pytest
 
 from cachemgr.cache import registry
 from cachemgr.exceptions import InventoryUnavailable, InventoryUntrustworthy
-from tests.deadline import deadline
+from tests.support.deadline import deadline
 
 NOW = 1_800_000_000.0
 

@@ -16,7 +16,7 @@ from cachemgr.cache import naming, qcow2
 from cachemgr.cache.scan import scan_cache_dir, scan_disks, scan_open_files
 from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
 from cachemgr.exceptions import GatherError, UntrustedStorage
-from tests.deadline import deadline
+from tests.support.deadline import deadline
 from tests.unit.cache.helpers import make_file
 
 QEMU_IMG = shutil.which("qemu-img") or "/usr/bin/qemu-img"

@@ -12,7 +12,7 @@ from cachemgr.inventory.nova_objects import (
     decode_block_device_mappings,
     decode_instance_list,
 )
-from tests.fixtures import nova_fixture
+from tests.support.fixtures import nova_fixture
 
 HOST = "compute-01"
 UUID = "11111111-1111-4111-8111-111111111111"

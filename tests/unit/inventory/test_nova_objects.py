@@ -15,7 +15,7 @@ from cachemgr.inventory.nova_objects import (
     decode_block_device_mappings,
     decode_instance_list,
 )
-from tests.fixtures import nova_fixture
+from tests.support.fixtures import nova_fixture
 
 TEMPLATE = "instance-%08x"
 UUID_1 = "11111111-1111-4111-8111-111111111111"

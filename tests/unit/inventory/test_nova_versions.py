@@ -1,7 +1,7 @@
 """The version manifests sent to nova-conductor are nova 34's own."""
 
 from cachemgr.inventory import nova_versions
-from tests.fixtures import nova_fixture
+from tests.support.fixtures import nova_fixture
 
 MANIFEST = nova_fixture("manifest.json")["obj_tree_get_versions"]
 

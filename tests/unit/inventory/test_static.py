@@ -20,7 +20,7 @@ from cachemgr.inventory import nova_objects
 from cachemgr.inventory.base import load_inventory
 from cachemgr.inventory.model import BlockDevice, Instance
 from cachemgr.inventory.static import StaticInventory
-from tests.fixtures import nova_fixture
+from tests.support.fixtures import nova_fixture
 
 UUID_1 = "11111111-1111-4111-8111-111111111111"
 UUID_2 = "22222222-2222-4222-8222-222222222222"

@@ -12,7 +12,7 @@ import pathlib
 __all__ = ["NOVA_FIXTURES", "list_primitive", "nova_fixture"]
 
 NOVA_FIXTURES = (
-    pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "nova"
+    pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "nova"
 )
 
 

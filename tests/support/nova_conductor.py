@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import oslo_messaging
 from oslo_config import cfg
 
-from tests.fixtures import list_primitive, nova_fixture
+from tests.support.fixtures import list_primitive, nova_fixture
 
 __all__ = ["FakeConductor", "Forbidden", "MarkerNotFound", "Request", "serve"]
 
