@@ -15,7 +15,7 @@ import os
 import pwd
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import psutil
 
@@ -222,11 +222,13 @@ class DiskRecheck:
         self._mark = disks.mark
         self._resolver = _BackingResolver(cache, cache_fd, disks.mark.since_ns)
 
-    def user_of(self, name: str, deadline: float) -> str | None:
-        """A disk changed since the scan whose chain reaches ``name``, or None.
+    def users(self, deadline: float) -> Mapping[str, str]:
+        """Cache file name -> a disk changed since the scan whose chain reaches it.
+
+        Sound for every cache file whose nova lock the caller holds: no
+        overlay on it can be half made. One sweep serves them all.
 
         Args:
-            name: the cache file, whose nova lock the caller holds.
             deadline: time.monotonic() by which to have answered.
 
         Raises:
@@ -237,8 +239,8 @@ class DiskRecheck:
             for entry in _disks_in(subdir):
                 self._resolver.mark_disk(entry)
             if time.monotonic() > deadline:
-                raise RecheckTooSlow(name)
-        return self._resolver.backing.get(name)
+                raise RecheckTooSlow(subdir)
+        return self._resolver.backing
 
     def _changed_dirs(self, deadline: float) -> list[str]:
         """The instance directories that may hold a disk the scan missed."""

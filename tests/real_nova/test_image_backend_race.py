@@ -39,7 +39,7 @@ IMAGES = tuple(f"race-image-{i}" for i in range(5))
 WITHOUT_RECHECK = (
     "import sys\n"
     "from cachemgr.cache import scan\n"
-    "scan.DiskRecheck.user_of = lambda self, name, deadline: None\n"
+    "scan.DiskRecheck.users = lambda self, deadline: {}\n"
     "from cachemgr.cmd.cachemgr import main\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )

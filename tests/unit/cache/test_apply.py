@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cachemgr.cache import apply
+from cachemgr.cache import apply, scan
 from cachemgr.cache.apply import ApplyResult, Result, apply_plan
 from cachemgr.cache.plan import Action, Decision, Reason
 from cachemgr.cache.scan import scan_cache_dir, scan_disks
@@ -410,3 +410,56 @@ class TestDisksWrittenSinceTheScan:
             "the disks written since the scan could not be read again within 0.0s"
         )
         assert (cache.base / FP_A).exists()
+
+
+class TestRemovalBatches:
+    """Removals share one re-check of the disks per batch of free locks."""
+
+    @staticmethod
+    def counting_sweeps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        sweeps: list[int] = []
+        real = scan.DiskRecheck.users
+
+        def users(self, deadline):
+            sweeps.append(1)
+            return real(self, deadline)
+
+        monkeypatch.setattr(scan.DiskRecheck, "users", users)
+        return sweeps
+
+    def test_one_sweep_serves_a_batch(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """100 free locks: two sweeps (64 + 36), every file removed in order."""
+        names = [f"{n:040x}" for n in range(100)]
+        cache = Cache(tmp_path, *names)
+        sweeps = self.counting_sweeps(monkeypatch)
+        told: list[str] = []
+        apply_plan(
+            [cache.decision(n, Action.REMOVE) for n in names],
+            cache.snapshot,
+            cache.disks,
+            str(cache.lock_path),
+            LOCK_WAIT_SECONDS,
+            on_outcome=lambda o: told.append(o.decision.file.name),
+        )
+        assert len(sweeps) == 2
+        assert told == names
+        assert os.listdir(cache.base) == []
+
+    def test_a_busy_lock_ends_the_batch_and_waits_its_turn(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The file before a busy lock goes at once; the busy one is waited
+        for alone, then kept; the one after starts the next batch."""
+        cache = Cache(tmp_path, FP_A, FP_B, FP_C)
+        sweeps = self.counting_sweeps(monkeypatch)
+        with lock_held_elsewhere(cache.lock_path, FP_B):
+            outcomes = cache.apply(
+                (FP_A, Action.REMOVE), (FP_B, Action.REMOVE), (FP_C, Action.REMOVE)
+            )
+        assert [name for name in outcomes] == [FP_A, FP_B, FP_C]
+        assert outcomes[FP_B][0] is Result.LOCKED
+        assert (outcomes[FP_A][0], outcomes[FP_C][0]) == (Result.DONE, Result.DONE)
+        assert len(sweeps) == 2
+        assert os.listdir(cache.base) == [FP_B]
