@@ -9,7 +9,7 @@ batch that fails makes the whole inventory fail: never a partial list.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from oslo_config import cfg
 
@@ -18,6 +18,7 @@ from cachemgr.exceptions import InventoryUntrustworthy
 from cachemgr.inventory import nova_objects, nova_versions
 from cachemgr.inventory.base import Inventory
 from cachemgr.inventory.conductor import ConductorClient, check_transport_url
+from cachemgr.inventory.fields import instance_from_fields, instance_uuid
 from cachemgr.inventory.model import BlockDevice, Instance
 
 __all__ = ["NovaInventory"]
@@ -73,16 +74,28 @@ class NovaInventory(Inventory):
     def list_instances(self, hosts: Sequence[str]) -> tuple[Instance, ...]:
         """Every instance on ``hosts`` that is not deleted (soft-deleted too)."""
         self._client.check_broker()
-        instances = self._instances(hosts)
-        devices = self._block_devices([i.uuid for i in instances])
-        return tuple(nova_objects.attach_block_devices(instances, devices))
+        listed = self._instances(hosts)
+        devices = self._block_devices([uuid for uuid, _, _ in listed])
+        # Built once, with their block devices: the pages gave their fields.
+        return tuple(
+            instance_from_fields(
+                fields,
+                tuple(devices.get(uuid, ())),
+                name_template=self._name_template,
+                where=where,
+            )
+            for uuid, where, fields in listed
+        )
 
     def close(self) -> None:
         self._client.close()
 
-    def _instances(self, hosts: Sequence[str]) -> list[Instance]:
+    def _instances(
+        self, hosts: Sequence[str]
+    ) -> list[tuple[str, str, Mapping[str, object]]]:
+        """(uuid, where, fields) of every instance listed, page after page."""
         filters = {"deleted": False, "soft_deleted": True, "host": list(hosts)}
-        instances: list[Instance] = []
+        instances: list[tuple[str, str, Mapping[str, object]]] = []
         seen: set[str] = set()
         marker: str | None = None
         while True:
@@ -102,16 +115,17 @@ class NovaInventory(Inventory):
             )
             where = f"conductor reply to InstanceList.get_by_filters (marker {marker})"
             LOG.debug("%s: %s", where, nova_objects.describe_versions(reply))
-            page = nova_objects.decode_instance_list(
-                reply, name_template=self._name_template, where=where
-            )
-            for instance in page:
-                if instance.uuid in seen:
+            page = [
+                (instance_uuid(fields, item), item, fields)
+                for item, fields in nova_objects.instance_objects(reply, where)
+            ]
+            for uuid, _, _ in page:
+                if uuid in seen:
                     raise InventoryUntrustworthy(
-                        f"{where}: instance {instance.uuid} was already listed "
+                        f"{where}: instance {uuid} was already listed "
                         "on an earlier page"
                     )
-                seen.add(instance.uuid)
+                seen.add(uuid)
             instances.extend(page)
             if len(instances) > self._max_instances:
                 raise InventoryUntrustworthy(
@@ -121,7 +135,7 @@ class NovaInventory(Inventory):
                 )
             if len(page) < self._page_size:
                 return instances
-            marker = page[-1].uuid
+            marker = page[-1][0]
 
     def _block_devices(self, uuids: list[str]) -> dict[str, list[BlockDevice]]:
         devices: dict[str, list[BlockDevice]] = {}

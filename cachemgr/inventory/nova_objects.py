@@ -19,22 +19,23 @@ from __future__ import annotations
 import collections
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from cachemgr.exceptions import InventoryUntrustworthy
 from cachemgr.inventory.fields import (
     block_device_from_fields,
     instance_from_fields,
+    instance_uuid,
     show,
 )
 from cachemgr.inventory.model import BlockDevice, Instance
 
 __all__ = [
     "SUPPORTED_MAJOR_VERSIONS",
-    "attach_block_devices",
     "decode_block_device_mappings",
     "decode_instance_list",
     "describe_versions",
+    "instance_objects",
 ]
 
 # The object major versions whose fields this module knows (nova 28.0.0 to
@@ -52,26 +53,55 @@ _VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
 
 
 def decode_instance_list(
-    primitive: object, *, name_template: str, where: str = "conductor reply"
+    primitive: object,
+    *,
+    name_template: str,
+    where: str = "conductor reply",
+    block_devices: Mapping[str, Sequence[BlockDevice]] | None = None,
 ) -> list[Instance]:
     """The instances of an ``InstanceList`` primitive, in reply order.
 
-    Their ``block_devices`` are empty; see :func:`attach_block_devices`.
+    Each is built once, with its ``block_devices`` (by instance uuid; none
+    for an instance without an entry, and entries of other uuids ignored).
 
     Args:
         primitive: the reply, as decoded from JSON.
         name_template: ``[DEFAULT] instance_name_template``; the primitive
             has no ``name``, nova's clients compute it.
         where: what the primitive is, the prefix of every message.
+        block_devices: the block devices of each instance uuid.
 
     Raises:
         InventoryUntrustworthy: an object has the wrong name, namespace or
             major version, or a field is missing or of the wrong type.
     """
+    devices = block_devices or {}
     return [
-        instance_from_fields(data, (), name_template=name_template, where=item)
-        for item, data in _list_items(primitive, "InstanceList", "Instance", where)
+        instance_from_fields(
+            data,
+            tuple(devices.get(instance_uuid(data, item), ())),
+            name_template=name_template,
+            where=item,
+        )
+        for item, data in instance_objects(primitive, where)
     ]
+
+
+def instance_objects(
+    primitive: object, where: str = "conductor reply"
+) -> list[tuple[str, Mapping[str, object]]]:
+    """(where, fields) of each ``Instance`` of an ``InstanceList`` primitive.
+
+    The objects' names, namespace and major versions are checked; their
+    fields are left to :func:`cachemgr.inventory.fields.instance_from_fields`,
+    so that a driver can build each instance once its block devices are
+    known.
+
+    Raises:
+        InventoryUntrustworthy: an object has the wrong name, namespace or
+            major version.
+    """
+    return list(_list_items(primitive, "InstanceList", "Instance", where))
 
 
 def decode_block_device_mappings(
@@ -126,21 +156,6 @@ def _name_and_version(primitive: object) -> str:
     name = primitive.get("nova_object.name")
     version = primitive.get("nova_object.version")
     return f"{name} {version}"
-
-
-def attach_block_devices(
-    instances: Iterable[Instance],
-    bdms_by_uuid: Mapping[str, Sequence[BlockDevice]],
-) -> list[Instance]:
-    """The instances, each with the block devices listed for its uuid.
-
-    An instance without an entry gets none. Entries for other uuids are
-    ignored.
-    """
-    return [
-        instance._replace(block_devices=tuple(bdms_by_uuid.get(instance.uuid, ())))
-        for instance in instances
-    ]
 
 
 def _list_items(

@@ -8,7 +8,6 @@ from cachemgr.cache import naming
 from cachemgr.cache.usage import EphemeralNaming, Usage, used_names
 from cachemgr.inventory.model import BlockDevice, Instance
 from cachemgr.inventory.nova_objects import (
-    attach_block_devices,
     decode_block_device_mappings,
     decode_instance_list,
 )
@@ -55,12 +54,12 @@ class TestUsedNames:
     def test_nova_fixture_reproduced(self) -> None:
         """The decoded fixture replies give exactly nova's own result."""
         expected = nova_fixture("imagecache_expected.json")
-        instances = attach_block_devices(
-            decode_instance_list(
-                nova_fixture("instance_list.json"),
-                name_template=expected["CONF.instance_name_template"],
+        instances = decode_instance_list(
+            nova_fixture("instance_list.json"),
+            name_template=expected["CONF.instance_name_template"],
+            block_devices=decode_block_device_mappings(
+                nova_fixture("bdm_list_by_uuid.json")
             ),
-            decode_block_device_mappings(nova_fixture("bdm_list_by_uuid.json")),
         )
         usage = used_names(
             instances,

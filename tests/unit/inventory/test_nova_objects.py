@@ -11,7 +11,6 @@ from cachemgr.exceptions import InventoryUntrustworthy
 from cachemgr.inventory import nova_objects
 from cachemgr.inventory.model import BlockDevice, Instance
 from cachemgr.inventory.nova_objects import (
-    attach_block_devices,
     decode_block_device_mappings,
     decode_instance_list,
 )
@@ -398,12 +397,13 @@ class TestDecodeBlockDeviceMappings:
             decode_block_device_mappings(primitive)
 
 
-class TestAttachBlockDevices:
+class TestDecodeWithBlockDevices:
     def test_fixture_replies(self) -> None:
         """Each instance gets its own mappings; one without any gets none."""
-        instances = attach_block_devices(
-            decode_instances("instance_list.json"),
-            decode_block_device_mappings(bdm_list()),
+        instances = decode_instance_list(
+            nova_fixture("instance_list.json"),
+            name_template=TEMPLATE,
+            block_devices=decode_block_device_mappings(bdm_list()),
         )
         by_uuid = {i.uuid: i for i in instances}
         assert [i.uuid for i in instances] == [
@@ -412,13 +412,16 @@ class TestAttachBlockDevices:
         assert by_uuid[UUID_1].block_devices == (IMAGE_ROOT, SWAP_512, EPHEMERAL_1)
         assert by_uuid[UUID_7].block_devices == ()
 
-    def test_replaces_and_ignores_others(self) -> None:
-        """Existing devices are replaced and mappings of other uuids ignored."""
-        instance = Instance(uuid="a", name="n", block_devices=(SWAP_512,))
-        result = attach_block_devices(
-            [instance], {"a": [EPHEMERAL_1], "b": [IMAGE_ROOT]}
+    def test_other_uuids_are_ignored(self) -> None:
+        """Mappings of uuids the list does not hold are ignored."""
+        (first, *_) = decode_instances("instance_list.json")
+        result = decode_instance_list(
+            instance_list(),
+            name_template=TEMPLATE,
+            block_devices={first.uuid: [EPHEMERAL_1], "b": [IMAGE_ROOT]},
         )
-        assert result == [Instance(uuid="a", name="n", block_devices=(EPHEMERAL_1,))]
+        assert result[0] == first._replace(block_devices=(EPHEMERAL_1,))
+        assert all(i.block_devices == () for i in result[1:])
 
 
 class TestDescribeVersions:

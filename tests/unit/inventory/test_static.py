@@ -157,11 +157,10 @@ class TestListInstances:
             ]
             records.append(record)
         path = write_json(tmp_path / "instances.json", {"instances": records})
-        decoded = nova_objects.attach_block_devices(
-            nova_objects.decode_instance_list(
-                nova_fixture("instance_list.json"), name_template=TEMPLATE
-            ),
-            nova_objects.decode_block_device_mappings(
+        decoded = nova_objects.decode_instance_list(
+            nova_fixture("instance_list.json"),
+            name_template=TEMPLATE,
+            block_devices=nova_objects.decode_block_device_mappings(
                 nova_fixture("bdm_list_by_uuid.json")
             ),
         )
