@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pass_timing import Launcher, PassRun, run_pass
 from synthetic_tree import HOST, SEED, Tree
 
-from tests.support.fixtures import list_primitive, nova_fixture
+from tests.support.fixtures import nova_fixture
 
 
 @dataclass
@@ -133,59 +133,6 @@ def _instance_primitives(count: int, seed: int) -> tuple[list[dict], list[dict]]
     return instances, bdms
 
 
-class _IndexedConductor:
-    """tests/support/nova_conductor.FakeConductor's answers, from indexes.
-
-    The test conductor filters every instance for every page and every
-    mapping for every batch, which at 20,000 instances costs more than the
-    driver being measured; a real conductor answers from database indexes.
-    The replies are the same: host filter, nova's order, ``limit`` and
-    ``marker`` paging.
-    """
-
-    def __init__(self, instances: list[dict], bdms: list[dict]) -> None:
-        import oslo_messaging  # after _init_messaging()
-
-        self.target = oslo_messaging.Target(version="3.0")
-        self.instances = instances
-        self.bdms_by_uuid: dict[str, list[dict]] = {}
-        for bdm in bdms:
-            key = bdm["nova_object.data"]["instance_uuid"]
-            self.bdms_by_uuid.setdefault(key, []).append(bdm)
-        self._rows: dict[tuple[str, ...], tuple[list[dict], dict[str, int]]] = {}
-        self.endpoint_seconds = 0.0
-
-    def object_class_action_versions(
-        self, context, objname, objmethod, object_versions, args, kwargs
-    ):
-        started = time.perf_counter()
-        try:
-            if objmethod == "get_by_filters":
-                rows, position = self._rows_for(tuple(args[0]["host"]))
-                marker = kwargs.get("marker")
-                start = 0 if marker is None else position[marker] + 1
-                page = rows[start : start + (kwargs.get("limit") or len(rows))]
-                return list_primitive("InstanceList", "2.6", page)
-            if objmethod == "get_by_instance_uuids":
-                found = [b for u in args[0] for b in self.bdms_by_uuid.get(u, ())]
-                return list_primitive("BlockDeviceMappingList", "1.18", found)
-            raise NotImplementedError(f"{objname}.{objmethod}")
-        finally:
-            self.endpoint_seconds += time.perf_counter() - started
-
-    def _rows_for(self, hosts: tuple[str, ...]) -> tuple[list[dict], dict[str, int]]:
-        if hosts not in self._rows:
-            rows = [
-                i
-                for i in self.instances
-                if i["nova_object.data"]["host"] in hosts
-                and not i["nova_object.data"]["deleted"]
-            ]
-            position = {r["nova_object.data"]["uuid"]: n for n, r in enumerate(rows)}
-            self._rows[hosts] = (rows, position)
-        return self._rows[hosts]
-
-
 def broker_reachable(url: str) -> bool:
     parsed = urllib.parse.urlparse(url)
     try:
@@ -213,9 +160,10 @@ def measure_nova(tree: Tree, launcher: Launcher, url: str) -> NovaRun:
 
     from cachemgr import conf as cachemgr_conf
     from cachemgr.inventory.nova import NovaInventory
-    from tests.support.nova_conductor import serve
+    from tests.support.nova_conductor import FakeConductor, serve
 
-    conductor = _IndexedConductor(*_instance_primitives(count, SEED))
+    instances, bdms = _instance_primitives(count, SEED)
+    conductor = FakeConductor(instances=instances, bdms=bdms)
     sizes = _MessageSizes()
     conf = cfg.CONF  # serve() and oslo.messaging's tracing read the global one
     cachemgr_conf.register_opts(conf)
@@ -249,7 +197,7 @@ def measure_nova(tree: Tree, launcher: Launcher, url: str) -> NovaRun:
         sys.exit(f"the nova driver listed {len(listed)} of {count} instances")
     return NovaRun(
         seconds=seconds,
-        conductor_s=conductor.endpoint_seconds,
+        conductor_s=conductor.busy_seconds,
         instances=len(listed),
         messages=len(sizes.requests) + len(sizes.replies),
         max_request_bytes=max(sizes.requests, default=0),
