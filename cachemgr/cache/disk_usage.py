@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["FilesystemUse", "StatvfsLike", "filesystem_use", "used_ratio"]
+__all__ = ["FilesystemUse", "StatvfsLike", "filesystem_use"]
 
 
 class StatvfsLike(Protocol):
@@ -72,8 +72,3 @@ def filesystem_use(st: StatvfsLike) -> FilesystemUse:
         used_bytes=(st.f_blocks - st.f_bfree) * st.f_frsize,
         available_bytes=st.f_bavail * st.f_frsize,
     )
-
-
-def used_ratio(st: StatvfsLike) -> float:
-    """df's use of a statvfs result, 0 to 1: ``used / (used + f_bavail)``."""
-    return filesystem_use(st).ratio

@@ -55,8 +55,6 @@ class UnsafeLockFile(CachemgrError):
 
     def __init__(self, path: str, why: str) -> None:
         super().__init__(f"{path} cannot be opened safely: {why}")
-        self.path = path
-        self.why = why
 
 
 class LockDir:
