@@ -21,6 +21,7 @@ from oslo_service import backend  # noqa: E402
 backend.init_backend(backend.BackendType.THREADING)
 
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -32,16 +33,18 @@ from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
 from cachemgr import conf as cachemgr_conf  # noqa: E402
+from cachemgr.cache import locks  # noqa: E402
 from cachemgr.cmd.status import show_status  # noqa: E402
 from cachemgr.conf import unknown  # noqa: E402
 from cachemgr.daemon import launch, metrics, status  # noqa: E402
 from cachemgr.daemon.publish import Publisher  # noqa: E402
+from cachemgr.daemon.service import pass_interval  # noqa: E402
 from cachemgr.daemon.status import DaemonState  # noqa: E402
 from cachemgr.exceptions import ConfigError  # noqa: E402
 from cachemgr.inventory.base import Inventory, load_inventory  # noqa: E402
-from cachemgr.pipeline.attempt import attempt_pass  # noqa: E402
 from cachemgr.pipeline.result import PassOutcome  # noqa: E402
 from cachemgr.pipeline.settings import Settings, load_settings  # noqa: E402
+from cachemgr.pipeline.turn import take_turn  # noqa: E402
 
 __all__ = ["main"]
 
@@ -227,10 +230,13 @@ def run_once(
         )
         baseline = None
     with _stop_on_signals() as stopped:
-        attempt = attempt_pass(
+        attempt = take_turn(
             settings,
             lambda: inventory,
+            functools.partial(locks.remover_lock, settings.lock_path),
             dry_run=dry_run,
+            may_skip=False,
+            interval=pass_interval(settings.manager_interval) or 0.0,
             stop_requested=stopped.is_set,
             baseline=baseline,
         )

@@ -1,9 +1,11 @@
 """``cachemgr --status``: the status file, shown for a person, as a health check.
 
 Exit status: 0 the last completed pass ended within two intervals (or
-``manager_interval = -1``: no pass is expected); 1 it did not, or no pass
-has completed; 2 there is no status file to read (unset, missing,
-unreadable, not cachemgr's format). Two intervals, not one: a pass that
+``manager_interval = -1``: no pass is expected), this host's or, on a
+shared storage whose passes it leaves to another host (DESIGN 1.11), the
+one its last skipped pass saw; 1 it did not, or no pass has completed;
+2 there is no status file to read (unset, missing, unreadable, not
+cachemgr's format). Two intervals, not one: a pass that
 ends a little late, or one refused pass between two good ones, is not yet
 an alarm; two missed in a row are.
 """
@@ -61,7 +63,7 @@ def show_status(
         f"Last completed pass: {_pass_words(completed, now)}",
         f"Next pass:           {_next_words(document, now)}",
     ]
-    verdict, code = _health(completed, interval, now)
+    verdict, code = _health(completed, status.storage_passed_at(last), interval, now)
     print("\n".join([*lines, verdict]), file=out)
     return code
 
@@ -100,6 +102,9 @@ def _pass_words(entry: Mapping[str, object] | None, now: float) -> str:
         words += f"\n                     {brief_counters(summary)} mode={summary.mode}"
     if entry.get("error"):
         words += f"\n                     {entry['error']}"
+    skipped = entry.get("skipped")
+    if isinstance(skipped, dict) and skipped.get("why"):
+        words += f"\n                     {skipped['why']}"
     return words
 
 
@@ -117,22 +122,30 @@ def _next_words(document: Mapping[str, object], now: float) -> str:
 
 
 def _health(
-    completed: Mapping[str, object] | None, interval: float | None, now: float
+    completed: Mapping[str, object] | None,
+    storage_passed_at: float | None,
+    interval: float | None,
+    now: float,
 ) -> tuple[str, int]:
     if interval is None:
         return "OK: no pass is expected (manager_interval = -1)", EXIT_HEALTHY
     ended = _ended(completed)
+    what = "the last completed pass"
+    if storage_passed_at is not None and (ended is None or storage_passed_at > ended):
+        ended, what = (
+            storage_passed_at,
+            "the shared storage's last pass (another host's)",
+        )
     limit = 2 * interval
     if ended is None:
         return "NOT OK: no pass has completed yet", EXIT_STALE
     if now - ended > limit:
         return (
-            f"NOT OK: the last completed pass ended {_ago(now, ended)}, more "
-            f"than two intervals ({limit:g} s)",
+            f"NOT OK: {what} ended {_ago(now, ended)}, more than two intervals "
+            f"({limit:g} s)",
             EXIT_STALE,
         )
     return (
-        f"OK: the last completed pass ended {_ago(now, ended)}, within two "
-        f"intervals ({limit:g} s)",
+        f"OK: {what} ended {_ago(now, ended)}, within two intervals ({limit:g} s)",
         EXIT_HEALTHY,
     )

@@ -102,6 +102,18 @@ image_cache_opts = [
         "`cachemgr --once --accept-inventory` accepts it once. Needs "
         "[daemon] status_file.",
     ),
+    cfg.BoolOpt(
+        "share_storage_passes",
+        default=True,
+        mutable=True,
+        help="On a shared instances_path, one pass per interval for all its "
+        "hosts: a daemon skips its pass when another host completed one "
+        "less than manager_interval seconds ago (recorded in "
+        "instances_path/cachemgr-storage.json) or is passing now (it holds "
+        "the remover lock), and registers itself for the passing host to "
+        "list its instances. false: every host passes on its own timer. "
+        "cachemgr --once always passes.",
+    ),
 ]
 
 

@@ -27,9 +27,7 @@ from cachemgr.pipeline.result import PassOutcome, PassReport, PassResult
 
 __all__ = ["OUTCOMES", "STAGES", "check_metrics_path", "exposition", "write_metrics"]
 
-# ``skipped`` is the outcome of a pass another host of the storage ran
-# (DESIGN 1.11); always 0 until cachemgr skips passes.
-OUTCOMES = (*(o.value for o in PassOutcome), "skipped")
+OUTCOMES = tuple(o.value for o in PassOutcome)
 STAGES = ("gather", "plan", "apply", "report", "total")
 
 
@@ -60,15 +58,21 @@ def write_metrics(
     last: PassResult,
     completed: PassReport | None,
     completed_at: float | None,
+    storage_passed_at: float | None = None,
 ) -> bool:
     """Replace the metrics file atomically; False (logged) on failure."""
     return replace_whole(
-        path, exposition(last, completed, completed_at), "metrics file"
+        path,
+        exposition(last, completed, completed_at, storage_passed_at),
+        "metrics file",
     )
 
 
 def exposition(
-    last: PassResult, completed: PassReport | None, completed_at: float | None
+    last: PassResult,
+    completed: PassReport | None,
+    completed_at: float | None,
+    storage_passed_at: float | None = None,
 ) -> bytes:
     """The text of the metrics file.
 
@@ -79,6 +83,9 @@ def exposition(
             of it, so a refused pass does not blank the dashboards.
         completed_at: when that pass ended (epoch seconds). Without one the
             timestamp is 0, so "no completed pass for too long" fires.
+        storage_passed_at: when the last pass of the shared storage by any
+            host ended, as far as this host knows: on a host that leaves
+            its passes to another (DESIGN 1.11), the timestamp to alert on.
     """
     registry = CollectorRegistry(auto_describe=True)
 
@@ -100,6 +107,11 @@ def exposition(
         "cachemgr_last_completed_pass_end_timestamp_seconds",
         "When the last completed pass ended (epoch seconds); 0 before any.",
     ).set(completed_at or 0)
+    gauge(
+        "cachemgr_storage_last_pass_end_timestamp_seconds",
+        "When the last pass of this storage by any of its hosts ended, as "
+        "this host last saw it (epoch seconds); 0 before any.",
+    ).set(max(storage_passed_at or 0, completed_at or 0))
     duration = gauge(
         "cachemgr_pass_duration_seconds",
         "How long each stage of the last pass took; total is the whole pass.",

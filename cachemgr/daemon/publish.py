@@ -39,6 +39,7 @@ class Publisher:
         self._completed = status.completed_report(self._last_completed)
         ended = (self._last_completed or {}).get("ended_at_epoch")
         self._completed_at = float(ended) if isinstance(ended, int | float) else None
+        self._storage_passed_at = status.storage_passed_at(self._last_pass)
 
     def publish(
         self,
@@ -54,10 +55,16 @@ class Publisher:
             self._last_completed = self._last_pass
             self._completed = record.report
             self._completed_at = record.ended_at
+        if record.skip is not None and record.skip.passed_at is not None:
+            self._storage_passed_at = record.skip.passed_at
         self.write_status(settings, state, next_pass_at)
         if self.metrics_path:
             metrics.write_metrics(
-                self.metrics_path, record, self._completed, self._completed_at
+                self.metrics_path,
+                record,
+                self._completed,
+                self._completed_at,
+                self._storage_passed_at,
             )
 
     def baseline(self, settings: Settings) -> InventoryBaseline | None:

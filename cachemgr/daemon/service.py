@@ -21,6 +21,7 @@ threading backend: a cotyledon master process and one forked worker).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from oslo_config import cfg
 from oslo_service import service as oslo_service
 
+from cachemgr.cache import locks
 from cachemgr.daemon import reload
 from cachemgr.daemon.notify import Notifier
 from cachemgr.daemon.publish import Publisher
@@ -39,9 +41,10 @@ from cachemgr.daemon.status import DaemonState
 from cachemgr.exceptions import ConfigError, ConfigFileError
 from cachemgr.inventory.base import Inventory, load_inventory
 from cachemgr.pipeline import run
-from cachemgr.pipeline.attempt import PassRunner, attempt_pass
+from cachemgr.pipeline.attempt import PassRunner
 from cachemgr.pipeline.result import PassOutcome, PassResult
 from cachemgr.pipeline.settings import Settings
+from cachemgr.pipeline.turn import take_turn
 
 __all__ = ["CacheService", "pass_interval", "seconds_to_wait"]
 
@@ -118,6 +121,9 @@ class CacheService(oslo_service.Service):
         # share with the master: a worker forked after SIGHUP keeps the
         # schedule of the one it replaces.
         self._last_start = multiprocessing.RawValue("d", _NEVER)
+        # When a daemon that left its pass to another host of the storage
+        # looks again (clock seconds); _NEVER: on its own schedule.
+        self._check_at = multiprocessing.RawValue("d", _NEVER)
         # Set by the master when a reload replaces the worker: the worker it
         # stops is not the service stopping.
         self._replacing = multiprocessing.RawValue("b", 0)
@@ -231,6 +237,8 @@ class CacheService(oslo_service.Service):
             return self.notifier.ping_period or 60.0
 
     def _next_due(self, interval: float) -> float:
+        if self._check_at.value != _NEVER:
+            return self._check_at.value
         last = self._last_start.value
         return float("-inf") if last == _NEVER else last + interval
 
@@ -243,7 +251,14 @@ class CacheService(oslo_service.Service):
     def _run_one_pass(self, interval: float) -> None:
         begin = self._clock()
         self._last_start.value = begin
-        record = self._attempt()
+        record = self._attempt(interval)
+        if record.skip is not None:
+            # Another host passed: look again when the skip says, on this
+            # host's monotonic clock.
+            self._check_at.value = begin + (record.skip.next_check_at - time.time())
+            self._publish(record, record.skip.next_check_at)
+            return
+        self._check_at.value = _NEVER
         took = self._clock() - begin
         if record.outcome is PassOutcome.STOPPED:
             # Stopped for a reload: the next worker resumes the work now.
@@ -260,16 +275,23 @@ class CacheService(oslo_service.Service):
         wait = max(0.0, self._next_due(interval) - self._clock())
         self._publish(record, time.time() + wait)
 
-    def _attempt(self) -> PassResult:
-        """Run one pass; whatever happens, say how it ended."""
-        return attempt_pass(
+    def _attempt(self, interval: float) -> PassResult:
+        """Run one pass, or skip it for another host's; whatever happens,
+        say how it ended."""
+        return take_turn(
             self.settings,
             self._ensure_inventory,
+            self._remover_lock,
             dry_run=self.dry_run,
+            may_skip=True,
+            interval=interval,
             stop_requested=self._checkpoint,
             baseline=self._publisher.baseline(self.settings),
             run_pass=self._run_pass,
         )
+
+    def _remover_lock(self) -> contextlib.AbstractContextManager[bool]:
+        return locks.remover_lock(self.settings.lock_path)
 
     def _ensure_inventory(self) -> Inventory:
         """The driver, built in the worker on its first pass (after the fork)."""

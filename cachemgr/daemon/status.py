@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from cachemgr.cache import safefs
 from cachemgr.exceptions import ConfigError
 from cachemgr.pipeline.report import Mode, Summary
-from cachemgr.pipeline.result import PassReport, PassResult, iso_time
+from cachemgr.pipeline.result import PassReport, PassResult, Skip, iso_time
 
 __all__ = [
     "FORMAT_VERSION",
@@ -34,6 +34,7 @@ __all__ = [
     "read_status",
     "replace_whole",
     "status_document",
+    "storage_passed_at",
     "summary_of",
     "write_status",
 ]
@@ -106,7 +107,27 @@ def pass_entry(record: PassResult) -> dict[str, object]:
             report.filesystem_used_ratio if report is not None else None
         ),
         "error": record.error,
+        "skipped": _skip_entry(record.skip) if record.skip is not None else None,
     }
+
+
+def _skip_entry(skip: Skip) -> dict[str, object]:
+    """Why a pass was left to another host, and when this one looks again."""
+    return {
+        "passed_by": skip.passed_by,
+        "passed_at": iso_time(skip.passed_at) if skip.passed_at is not None else None,
+        "passed_at_epoch": skip.passed_at,
+        "lock_held": skip.lock_held,
+        "next_check_at": iso_time(skip.next_check_at),
+        "why": skip.describe(),
+    }
+
+
+def storage_passed_at(entry: Mapping[str, object] | None) -> float | None:
+    """When the pass another host ran ended, from a skipped pass's entry."""
+    skipped = entry.get("skipped") if entry else None
+    when = skipped.get("passed_at_epoch") if isinstance(skipped, dict) else None
+    return float(when) if isinstance(when, int | float) else None
 
 
 def completed_report(entry: Mapping[str, object] | None) -> PassReport | None:

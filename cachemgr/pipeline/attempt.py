@@ -33,12 +33,14 @@ def attempt_pass(
     stop_requested: Callable[[], bool] = run.never,
     baseline: InventoryBaseline | None = None,
     run_pass: PassRunner = run.run_pass,
+    remover_lock: run.RemoverLock | None = None,
 ) -> PassResult:
     """Run one pass and log how it ended; never raise for a pass's failure.
 
     ``inventory`` is called inside the attempt, so a driver that cannot be
     built fails this pass like any other error. ``baseline`` is the last
-    completed pass's inventory size, for the shrink guard (None: off).
+    completed pass's inventory size, for the shrink guard (None: off), and
+    ``remover_lock`` the storage's lock the pass takes before removing.
     """
     started = time.time()
     # At INFO: after a watchdog kill, the journal shows the pass had begun.
@@ -53,6 +55,7 @@ def attempt_pass(
             dry_run=dry_run,
             stop_requested=stop_requested,
             baseline=baseline,
+            remover_lock=remover_lock,
         )
     except CachemgrError as exc:
         outcome, error = PassOutcome.REFUSED, str(exc)

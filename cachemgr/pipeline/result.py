@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from cachemgr.pipeline.report import Summary, brief_counters
 
-__all__ = ["PassOutcome", "PassReport", "PassResult", "iso_time"]
+__all__ = ["PassOutcome", "PassReport", "PassResult", "Skip", "iso_time"]
 
 
 class PassOutcome(enum.Enum):
@@ -25,6 +25,8 @@ class PassOutcome(enum.Enum):
     REFUSED = "refused"
     FAILED = "failed"
     STOPPED = "stopped"
+    # Another host of the shared storage passed, or is passing (DESIGN 1.11).
+    SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,32 @@ class PassReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Skip:
+    """Why a daemon left its pass to another host of the storage.
+
+    ``passed_by`` and ``passed_at`` (epoch seconds, that host's clock) name
+    the pass recorded in the storage's record; both are None when the
+    remover lock was held and no recent pass is recorded. ``next_check_at``
+    is when this daemon looks again.
+    """
+
+    passed_by: str | None
+    passed_at: float | None
+    next_check_at: float
+    lock_held: bool = False
+
+    def describe(self) -> str:
+        """The words for the log line, the status file and STATUS=."""
+        if self.passed_by is None or self.passed_at is None:
+            done = "another host of the storage holds the remover lock"
+        else:
+            done = f"host {self.passed_by} completed one at {iso_time(self.passed_at)}"
+            if self.lock_held:
+                done += " and another host holds the remover lock"
+        return f"{done}; next check at {iso_time(self.next_check_at)}"
+
+
+@dataclass(frozen=True, slots=True)
 class PassResult:
     """How one attempted pass ended; ``report`` is None unless it got that far."""
 
@@ -59,6 +87,7 @@ class PassResult:
     dry_run: bool
     report: PassReport | None = None
     error: str | None = None
+    skip: Skip | None = None
 
     @property
     def summary(self) -> Summary | None:
@@ -72,11 +101,12 @@ class PassResult:
         """One line for systemd's STATUS=: outcome, time, and what it did."""
         when = iso_time(self.ended_at)
         summary = self.summary
-        what = (
-            brief_counters(summary)
-            if summary is not None
-            else self.error or "no counters"
-        )
+        if self.skip is not None:
+            what = self.skip.describe()
+        elif summary is not None:
+            what = brief_counters(summary)
+        else:
+            what = self.error or "no counters"
         dry = " (dry run)" if self.dry_run else ""
         return f"Last pass {self.outcome.value}{dry} at {when}: {what}"
 

@@ -7,6 +7,7 @@ anything is planned, so nothing is removed when in doubt.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -25,10 +26,14 @@ from cachemgr.pipeline import guard, report
 from cachemgr.pipeline.result import PassReport
 from cachemgr.pipeline.settings import Settings
 
-__all__ = ["PassReport", "never", "run_pass"]
+__all__ = ["PassReport", "RemoverLock", "never", "run_pass"]
 
 # The logger's name predates the module's move: operators' filters use it.
 LOG = logging.getLogger("cachemgr.pipeline")
+
+
+# The remover lock of the storage for a block: yields whether it is held.
+RemoverLock = Callable[[], contextlib.AbstractContextManager[bool]]
 
 
 def never() -> bool:
@@ -63,6 +68,7 @@ def run_pass(
     clock: Callable[[], float] = time.time,
     stop_requested: Callable[[], bool] = never,
     baseline: guard.InventoryBaseline | None = None,
+    remover_lock: RemoverLock | None = None,
 ) -> PassReport:
     """Run one pass and log its per-file lines and summary line.
 
@@ -72,6 +78,8 @@ def run_pass(
     the last completed pass's inventory size: an inventory shrunk past
     ``[image_cache] inventory_shrink_limit_percent`` of it removes nothing
     (the files in use are still refreshed) and the report says refused.
+    ``remover_lock`` is taken before removing (default: the storage's lock
+    file); one that yields False leaves the removals to another host.
 
     Returns:
         The report; its ``stopped`` says why a pass stopped early, and then
@@ -122,7 +130,14 @@ def run_pass(
         )
     with timer("apply"):
         applied, would, mode = _apply(
-            decided, cache, disks, settings, dry_run, stop_requested, shrunk
+            decided,
+            cache,
+            disks,
+            settings,
+            dry_run,
+            stop_requested,
+            shrunk,
+            remover_lock or functools.partial(locks.remover_lock, settings.lock_path),
         )
     with timer("report"):
         summary = _report(decided, applied, would, mode, disks, len(instances), timer)
@@ -242,6 +257,7 @@ def _apply(
     dry_run: bool,
     stop_requested: Callable[[], bool],
     shrunk: str | None,
+    remover_lock: RemoverLock,
 ) -> tuple[ApplyResult | None, str | None, report.Mode]:
     """Carry out the plan, or the part of it this pass may; why not all,
     and the summary's word for it.
@@ -271,7 +287,7 @@ def _apply(
     if shrunk is not None:
         return carry_out(touches), "the inventory shrank", report.Mode.DISABLED
     try:
-        with locks.remover_lock(settings.lock_path) as removing:
+        with remover_lock() as removing:
             if not removing:
                 why = "another cachemgr of this storage is removing files"
                 return carry_out(touches), why, report.Mode.NOT_REMOVER

@@ -66,7 +66,7 @@ class ScriptedPasses:
         self.done = threading.Event()
         self.stop_answers: list[bool] = []
 
-    def __call__(self, settings, inventory, *, dry_run, stop_requested, baseline):
+    def __call__(self, settings, inventory, *, dry_run, stop_requested, **_):
         step = self.steps[min(self.calls, len(self.steps) - 1)]
         self.calls += 1
         if self.calls >= len(self.steps):
