@@ -74,7 +74,7 @@ def next_check_after(last: LastPass | None, now: float, interval: float) -> floa
     margin = min(60.0, max(1.0, interval / 20))
     if last is None:
         return now + min(60.0, max(1.0, interval / 4))
-    return max(now + margin, last.ended_at_epoch + interval + margin)
+    return last.ended_at_epoch + interval + margin
 
 
 def take_turn(
