@@ -237,7 +237,7 @@ class CacheService(oslo_service.Service):
             return self.notifier.ping_period or 60.0
 
     def _next_due(self, interval: float) -> float:
-        if self._check_at.value != _NEVER:
+        if self._check_at.value != _NEVER and self.settings.share_passes:
             return self._check_at.value
         last = self._last_start.value
         return float("-inf") if last == _NEVER else last + interval
@@ -343,6 +343,7 @@ class CacheService(oslo_service.Service):
             "resized_minimum_age_seconds": s.policy.resized_minimum_age_seconds,
             "lock_wait_seconds": s.lock_wait_seconds,
             "manager_interval": s.manager_interval,
+            "share_storage_passes": s.share_passes,
             "dry_run": self.dry_run,
             "status_file": self.status_path or "(none)",
             "metrics_file": self.metrics_path or "(none)",

@@ -291,15 +291,17 @@ class Host:
         """Relative path -> lstat st_mtime_ns of every entry under root but
         the status and metrics files of ``state_dir``.
 
-        ``except_registry`` leaves out nova's storage registry, its lock and
-        the directories they are in: a pass registers this host even when
-        it then refuses to remove anything.
+        ``except_registry`` leaves out nova's storage registry, its lock,
+        cachemgr's remover lock and the directories they are in: a pass
+        registers this host and takes the remover lock before it gathers,
+        even when it then refuses to remove anything.
         """
         registry = {
             "instances",
             "instances/compute_nodes",
             "instances/locks",
             "instances/locks/nova-storage-registry-lock",
+            "instances/locks/cachemgr-remover",
         }
         found: dict[str, int] = {}
         for dirpath, dirnames, filenames in os.walk(self.root):
