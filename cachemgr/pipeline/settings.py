@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from oslo_config import cfg
 
-from cachemgr.cache import locks, naming
+from cachemgr.cache import coordination, locks, naming
 from cachemgr.cache.plan import Policy
 from cachemgr.cache.usage import EphemeralNaming
 from cachemgr.conf import opts
@@ -39,6 +39,7 @@ class Settings:
     pinned_images_file: str | None = None
     shrink_limit_percent: int = 0
     share_passes: bool = False
+    coordination_url: str = ""
 
     @property
     def skip_dirs(self) -> frozenset[str]:
@@ -77,6 +78,7 @@ def load_settings(conf: cfg.ConfigOpts) -> Settings:
             f"[image_cache] disk_high_watermark_percent = {high} (or set the "
             "high watermark to 0 to turn removal under disk pressure off)"
         )
+    coordination.check_backend_url(conf.coordination.backend_url)
     return Settings(
         host=conf.host,
         instances_path=instances_path,
@@ -103,6 +105,7 @@ def load_settings(conf: cfg.ConfigOpts) -> Settings:
         pinned_images_file=image_cache.pinned_images_file or None,
         shrink_limit_percent=image_cache.inventory_shrink_limit_percent,
         share_passes=image_cache.share_storage_passes,
+        coordination_url=conf.coordination.backend_url,
     )
 
 
