@@ -28,7 +28,7 @@ from typing import NoReturn  # noqa: E402
 
 import pytest  # noqa: E402
 
-from tests.support import rabbit  # noqa: E402
+from tests.support import rabbit, redis_server  # noqa: E402
 
 BROKER = ("127.0.0.1", 5672)
 
@@ -42,9 +42,13 @@ def broker_vhost() -> Iterator[str]:
     try:
         socket.create_connection(BROKER, timeout=2).close()
     except OSError as exc:
-        _unavailable(f"RabbitMQ is not reachable on {BROKER[0]}:{BROKER[1]}: {exc}")
+        _unavailable(
+            f"RabbitMQ is not reachable on {BROKER[0]}:{BROKER[1]}: {exc}", "broker"
+        )
     if shutil.which("rabbitmqctl") is None:
-        _unavailable("rabbitmqctl is missing: broker tests need a vhost of their own")
+        _unavailable(
+            "rabbitmqctl is missing: broker tests need a vhost of their own", "broker"
+        )
     with rabbit.private_vhost() as vhost:
         yield vhost
 
@@ -55,7 +59,20 @@ def broker_url(broker_vhost: str) -> str:
     return f"rabbit://guest:guest@{rabbit.BROKER}/{broker_vhost}"
 
 
-def _unavailable(message: str) -> NoReturn:
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The port of a private redis-server (password redis_server.PASSWORD)
+    for this test session.
+
+    Missing redis-server: the test is skipped, or fails in CI.
+    """
+    if redis_server.REDIS_SERVER is None:
+        _unavailable("redis-server is missing", "redis")
+    with redis_server.private_redis(tmp_path_factory.mktemp("redis")) as port:
+        yield port
+
+
+def _unavailable(message: str, kind: str) -> NoReturn:
     if os.environ.get("CI") == "true":
-        pytest.fail(message + " (CI=true: broker tests must run)")
+        pytest.fail(f"{message} (CI=true: {kind} tests must run)")
     pytest.skip(message)

@@ -32,6 +32,7 @@ __all__ = [
     "Host",
     "Run",
     "blank_local_mapping",
+    "child_process",
     "fingerprint",
     "held_lock",
     "held_open",
@@ -352,8 +353,9 @@ def make_qcow2(path: Path, backing: Path | None, unsafe: bool = False) -> Path:
 
 
 @contextlib.contextmanager
-def _child(code: str, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """A Python child running ``code``; it prints one line when ready."""
+def child_process(code: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """A Python child running ``code`` for the block; it prints ``open`` or
+    ``locked`` when ready, and is killed (SIGKILL) at the end."""
     child = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.PIPE,
@@ -392,11 +394,11 @@ with lockutils.lock(sys.argv[1], external=True, lock_path=sys.argv[2],
 
 def held_open(path: Path) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
     """Another process holding ``path`` open for reading, for the block."""
-    return _child(_HOLD_OPEN, str(path))
+    return child_process(_HOLD_OPEN, str(path))
 
 
 def held_lock(
     name: str, lock_path: Path, prefix: str = "nova-"
 ) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
     """Another process holding the external lock ``<prefix><name>``, for the block."""
-    return _child(_HOLD_LOCK, name, str(lock_path), prefix)
+    return child_process(_HOLD_LOCK, name, str(lock_path), prefix)
