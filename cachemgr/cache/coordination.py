@@ -255,6 +255,11 @@ class StorageCoordinator:
         one (the lock of a host that stops beating expires); no-op when
         started.
 
+        An unreachable backend is given up on when tooz's client gives up:
+        for Redis after about a minute (tooz tries a refused connection 15
+        times, redis-py each time 4 times with backoff); the URL's options
+        cannot shorten it.
+
         Raises:
             CoordinationError: the backend cannot be reached.
         """

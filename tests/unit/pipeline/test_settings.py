@@ -60,3 +60,32 @@ class TestInstancesPath:
     def test_relative_path_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=r"^\[DEFAULT\] instances_path = rel"):
             settings_from(tmp_path, "[DEFAULT]\ninstances_path = rel/instances\n")
+
+
+class TestCoordinationBackendUrl:
+    def test_unset_is_the_file_driver(self, tmp_path: Path) -> None:
+        """Unset: empty, which the coordinator reads as file://<locks dir>."""
+        settings = settings_from(tmp_path, f"[DEFAULT]\ninstances_path = {tmp_path}\n")
+        assert settings.coordination_url == ""
+
+    def test_a_url_is_carried(self, tmp_path: Path) -> None:
+        settings = settings_from(
+            tmp_path,
+            f"[DEFAULT]\ninstances_path = {tmp_path}\n"
+            "[coordination]\nbackend_url = redis://:pw@127.0.0.1:6379\n",
+        )
+        assert settings.coordination_url == "redis://:pw@127.0.0.1:6379"
+
+    def test_unknown_scheme_is_a_config_error(self, tmp_path: Path) -> None:
+        """An unknown scheme exits 2 naming the option, the password masked."""
+        with pytest.raises(ConfigError) as info:
+            settings_from(
+                tmp_path,
+                f"[DEFAULT]\ninstances_path = {tmp_path}\n"
+                "[coordination]\nbackend_url = foo://:pw@x\n",
+            )
+        message = str(info.value)
+        assert message.startswith(
+            "[coordination] backend_url = foo://:***@x: unknown scheme 'foo'"
+        )
+        assert ":pw@" not in message
