@@ -257,8 +257,8 @@ class StorageCoordinator:
 
         An unreachable backend is given up on when tooz's client gives up:
         for Redis after about a minute (tooz tries a refused connection 15
-        times, redis-py each time 4 times with backoff); the URL's options
-        cannot shorten it.
+        times, redis-py 8 retries each 10 times with backoff); the URL's
+        options cannot shorten it.
 
         Raises:
             CoordinationError: the backend cannot be reached.
