@@ -31,7 +31,6 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from importlib import metadata
-from typing import Any
 
 import tooz
 from tooz import coordination, locking, utils
@@ -200,8 +199,10 @@ class SafeFileLock(locking.Lock):
 
 class SafeFileDriver(coordination.CoordinationDriver):
     """A tooz driver whose only service is :class:`SafeFileLock` in one
-    directory, the path of a ``file://`` URL. Groups and leader election
-    are tooz's NotImplemented: cachemgr uses none."""
+    directory. Groups and leader election are tooz's NotImplemented:
+    cachemgr uses none. Built directly, not through tooz's stevedore
+    namespace, so that ``file://`` URLs of other programs still load tooz's
+    FileDriver."""
 
     CHARACTERISTICS = (
         coordination.Characteristics.NON_TIMEOUT_BASED,
@@ -209,11 +210,9 @@ class SafeFileDriver(coordination.CoordinationDriver):
         coordination.Characteristics.DISTRIBUTED_ACROSS_PROCESSES,
     )
 
-    def __init__(
-        self, member_id: bytes, parsed_url: Any, options: dict[str, Any]
-    ) -> None:
-        super().__init__(member_id, parsed_url, options)
-        self._directory = os.path.normpath(parsed_url.path)
+    def __init__(self, member_id: bytes, directory: str) -> None:
+        super().__init__(member_id, None, {})
+        self._directory = os.path.normpath(directory)
 
     def get_lock(self, name: bytes) -> SafeFileLock:
         return SafeFileLock(self._directory, name)
@@ -223,9 +222,9 @@ class StorageCoordinator:
     """The remover lock of one storage, through tooz.
 
     ``backend_url`` empty means the file driver in ``lock_path``
-    (``instances_path/locks``). Build it in the process that uses it (after
-    oslo.service's fork): a backend's connection and heartbeat thread do not
-    survive a fork.
+    (``instances_path/locks``); a ``file://`` URL, the file driver in its
+    path. Build it in the process that uses it (after oslo.service's fork):
+    a backend's connection and heartbeat thread do not survive a fork.
 
     Raises:
         ConfigError: ``backend_url`` fails :func:`check_backend_url`.
@@ -234,21 +233,20 @@ class StorageCoordinator:
 
     def __init__(self, backend_url: str, member_id: str, lock_path: str) -> None:
         check_backend_url(backend_url)
-        url = backend_url or f"{_FILE_SCHEME}://{lock_path}"
-        self._shown = redact_url(backend_url) if backend_url else f"(unset: {url})"
+        self._shown = (
+            redact_url(backend_url) if backend_url else f"(unset: {lock_path})"
+        )
         self._secrets = _secrets(backend_url)
         member = member_id.encode()
-        parts = urllib.parse.urlsplit(url)
-        with self._backend_errors("use it"):
-            try:
-                if parts.scheme == _FILE_SCHEME:
-                    self._driver: coordination.CoordinationDriver = SafeFileDriver(
-                        member, parts, {}
-                    )
-                else:
-                    self._driver = coordination.get_coordinator(url, member)
-            except ValueError as exc:  # an option tooz could not convert
-                raise tooz.ToozError(str(exc)) from exc
+        parts = urllib.parse.urlsplit(backend_url)
+        self._driver: coordination.CoordinationDriver
+        if not backend_url:
+            self._driver = SafeFileDriver(member, lock_path)
+        elif parts.scheme == _FILE_SCHEME:
+            self._driver = SafeFileDriver(member, parts.path)
+        else:
+            with self._backend_errors("use it"):
+                self._driver = coordination.get_coordinator(backend_url, member)
 
     def start(self) -> None:
         """Connect, and start the heartbeat of backends whose sessions need
@@ -329,7 +327,9 @@ class StorageCoordinator:
         and shows no password, not even one a driver put in its message."""
         try:
             yield
-        except tooz.ToozError as exc:
+        # A ValueError is an option of the URL that tooz cannot convert
+        # (?db=x, ?lock_timeout=x), raised when built or when started.
+        except (tooz.ToozError, ValueError) as exc:
             cause = str(exc) or type(exc).__name__
             for secret in self._secrets:
                 cause = cause.replace(secret, "***")

@@ -306,6 +306,18 @@ class TestUnreachableBackend:
         assert info.value.__cause__ is None
         assert info.value.__suppress_context__
 
+    @pytest.mark.parametrize("query", ["lock_timeout=soon", "db=first"])
+    def test_an_option_tooz_cannot_read(self, tmp_path: Path, query: str) -> None:
+        """A bad option in the URL, whether tooz reads it when the driver is
+        built or when it starts: CoordinationError naming the option."""
+        url = f"redis://:s3cret@127.0.0.1:{free_port()}?{query}"
+        with pytest.raises(CoordinationError) as info:
+            StorageCoordinator(url, "cmp1", str(tmp_path)).start()
+        message = str(info.value)
+        assert message.startswith("[coordination] backend_url = redis://:***@")
+        assert "invalid literal" in message
+        assert "s3cret" not in message
+
 
 class TestCheckBackendUrl:
     @pytest.mark.parametrize(
