@@ -51,6 +51,13 @@ BAD_OPTIONS = [
         ("[DEFAULT] instances_path = relative/instances",),
         id="relative-instances-path",
     ),
+    pytest.param(
+        "coordination",
+        "backend_url",
+        "foo://:s3cret@x",
+        ("[coordination] backend_url = foo://:***@x: unknown scheme 'foo'",),
+        id="coordination-scheme",
+    ),
 ]
 
 
