@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,8 @@ def lock_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def coordinator(lock_path: Path) -> contextlib.AbstractContextManager:
+def coordinator(lock_path: Path) -> Iterator[StorageCoordinator]:
+    """The default coordinator of an instances_path without a locks dir."""
     lock_path.parent.mkdir()
     with StorageCoordinator("", "cmp1", str(lock_path)) as started:
         yield started
@@ -233,7 +235,9 @@ class TestUnsafeLockFiles:
         assert os.listdir(elsewhere) == []
 
 
-_DATABASES = itertools.count(1)
+# Redis's 16 databases, one per test in turn: a lock a killed holder left
+# has long expired when its database comes round again.
+_DATABASES = (n % 16 for n in itertools.count(1))
 
 
 @pytest.fixture
