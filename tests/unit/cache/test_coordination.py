@@ -177,6 +177,18 @@ class TestFileDriver:
             coordinator.stop()
             coordinator.stop()
 
+    @pytest.mark.skipif(os.geteuid() != 0, reason="only root creates for others")
+    def test_made_for_the_owner_of_instances_path(
+        self, coordinator: StorageCoordinator, lock_path: Path
+    ) -> None:
+        """Run as root, the locks dir and the lock file it makes are given to
+        instances_path's owner, so that nova-compute can open them."""
+        os.chown(lock_path.parent, 4242, 4243)
+        with coordinator.remover_lock():
+            pass
+        for path in (lock_path, lock_path / "cachemgr-remover"):
+            assert (path.stat().st_uid, path.stat().st_gid) == (4242, 4243), path
+
     def test_missing_instances_path(self, lock_path: Path) -> None:
         """An instances_path that is not there: an error naming the option,
         and nothing made."""
