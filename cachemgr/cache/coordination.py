@@ -75,7 +75,8 @@ def check_backend_url(url: str) -> None:
 
     Raises:
         ConfigError: unknown scheme, a backend whose client library is
-            missing, or a file URL that is not an absolute directory.
+            missing, an option its driver cannot read, or a file URL that
+            is not an absolute directory.
     """
     if not url:
         return
@@ -98,6 +99,14 @@ def check_backend_url(url: str) -> None:
             f"{shown}: tooz's {parts.scheme} driver cannot be loaded: {exc} "
             "(install its client library)"
         ) from None
+    try:
+        # Builds the driver without connecting: its options are read now.
+        coordination.get_coordinator(url, b"cachemgr-check")
+    except (tooz.ToozError, ValueError) as exc:
+        cause = str(exc) or type(exc).__name__
+        for secret in _secrets(url):
+            cause = cause.replace(secret, "***")
+        raise ConfigError(f"{shown}: {cause}") from None
 
 
 def redact_url(url: str) -> str:

@@ -36,7 +36,6 @@ __all__ = [
     "LockDir",
     "UnsafeLockFile",
     "external_lock",
-    "remover_lock",
 ]
 
 LOCK_FILE_PREFIX = "nova-"
@@ -168,12 +167,3 @@ def external_lock(
         lock_dir.lock(name, wait_seconds, prefix) as taken,
     ):
         yield taken
-
-
-def remover_lock(lock_path: str) -> contextlib.AbstractContextManager[bool]:
-    """cachemgr's own lock: one host of a shared storage removes at a time.
-
-    Not waited on: the host that does not get it refreshes and reports, and
-    removes on a later pass.
-    """
-    return external_lock(lock_path, "remover", 0.0, prefix=REMOVER_LOCK_PREFIX)

@@ -21,7 +21,6 @@ from oslo_service import backend  # noqa: E402
 backend.init_backend(backend.BackendType.THREADING)
 
 import contextlib  # noqa: E402
-import functools  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
@@ -33,7 +32,7 @@ from oslo_config import cfg  # noqa: E402
 from oslo_log import log  # noqa: E402
 
 from cachemgr import conf as cachemgr_conf  # noqa: E402
-from cachemgr.cache import locks  # noqa: E402
+from cachemgr.cache import coordination  # noqa: E402
 from cachemgr.cmd.status import show_status  # noqa: E402
 from cachemgr.conf import unknown  # noqa: E402
 from cachemgr.daemon import launch, metrics, status  # noqa: E402
@@ -229,11 +228,15 @@ def run_once(
             "last completed pass listed"
         )
         baseline = None
-    with _stop_on_signals() as stopped:
+    coordinator = coordination.StorageCoordinator(
+        settings.coordination_url, settings.host, settings.lock_path
+    )
+    with _stop_on_signals() as stopped, contextlib.ExitStack() as connected:
+        connected.callback(coordinator.stop)
         attempt = take_turn(
             settings,
             lambda: inventory,
-            functools.partial(locks.remover_lock, settings.lock_path),
+            coordinator.remover_lock,
             dry_run=dry_run,
             may_skip=False,
             interval=pass_interval(settings.manager_interval) or 0.0,

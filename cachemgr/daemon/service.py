@@ -33,7 +33,7 @@ from collections.abc import Callable
 from oslo_config import cfg
 from oslo_service import service as oslo_service
 
-from cachemgr.cache import locks
+from cachemgr.cache import coordination
 from cachemgr.daemon import reload
 from cachemgr.daemon.notify import Notifier
 from cachemgr.daemon.publish import Publisher
@@ -129,6 +129,7 @@ class CacheService(oslo_service.Service):
         self._replacing = multiprocessing.RawValue("b", 0)
         self._stopping = threading.Event()
         self._inventory: Inventory | None = None
+        self._coordinator: coordination.StorageCoordinator | None = None
         self._publisher = Publisher("", "")
 
     # -- oslo.service ------------------------------------------------------
@@ -139,6 +140,7 @@ class CacheService(oslo_service.Service):
         self._replacing.value = 0
         self._stopping = threading.Event()
         self._inventory = None
+        self._coordinator = None
         # Read in the worker: the last passes of the worker it replaces.
         self._publisher = Publisher(self.status_path, self.metrics_path)
         interval = pass_interval(self.settings.manager_interval)
@@ -176,6 +178,9 @@ class CacheService(oslo_service.Service):
         if self._inventory is not None:
             self._inventory.close()
             self._inventory = None
+        if self._coordinator is not None:
+            self._coordinator.stop()
+            self._coordinator = None
         if first and not replaced:
             self._write_status(DaemonState.STOPPED, None)
 
@@ -291,7 +296,15 @@ class CacheService(oslo_service.Service):
         )
 
     def _remover_lock(self) -> contextlib.AbstractContextManager[bool]:
-        return locks.remover_lock(self.settings.lock_path)
+        """The storage's remover lock, through the worker's one coordinator:
+        built after the fork (a backend's connection and heartbeat thread
+        do not survive one) and connected on first use, inside a pass."""
+        if self._coordinator is None:
+            s = self.settings
+            self._coordinator = coordination.StorageCoordinator(
+                s.coordination_url, s.host, s.lock_path
+            )
+        return self._coordinator.remover_lock()
 
     def _ensure_inventory(self) -> Inventory:
         """The driver, built in the worker on its first pass (after the fork)."""

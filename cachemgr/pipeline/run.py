@@ -7,7 +7,6 @@ anything is planned, so nothing is removed when in doubt.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import logging
 import os
@@ -15,7 +14,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from cachemgr.cache import apply, locks, pins, plan, registry, scan, usage
+from cachemgr.cache import (
+    apply,
+    coordination,
+    locks,
+    pins,
+    plan,
+    registry,
+    scan,
+    usage,
+)
 from cachemgr.cache.disk_usage import FilesystemUse
 from cachemgr.cache.outcome import ApplyResult, FileOutcome
 from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
@@ -78,8 +86,10 @@ def run_pass(
     the last completed pass's inventory size: an inventory shrunk past
     ``[image_cache] inventory_shrink_limit_percent`` of it removes nothing
     (the files in use are still refreshed) and the report says refused.
-    ``remover_lock`` is taken before removing (default: the storage's lock
-    file); one that yields False leaves the removals to another host.
+    ``remover_lock`` is taken before removing (None: the default file
+    driver's, ``locks/cachemgr-remover``; the daemon and ``--once`` pass
+    the configured backend's); one that yields False leaves the removals
+    to another host.
 
     Returns:
         The report; its ``stopped`` says why a pass stopped early, and then
@@ -137,7 +147,7 @@ def run_pass(
             dry_run,
             stop_requested,
             shrunk,
-            remover_lock or functools.partial(locks.remover_lock, settings.lock_path),
+            remover_lock or _file_remover_lock(settings),
         )
     with timer("report"):
         summary = _report(decided, applied, would, mode, disks, len(instances), timer)
@@ -164,6 +174,13 @@ def run_pass(
     LOG.info("%s", report.summary_line(summary))
     LOG.debug("Stage durations: %s", timer.describe())
     return PassReport(summary, dict(timer.seconds), **figures)
+
+
+def _file_remover_lock(settings: Settings) -> RemoverLock:
+    """The remover lock of ``[coordination] backend_url``'s default."""
+    return coordination.StorageCoordinator(
+        "", settings.host, settings.lock_path
+    ).remover_lock
 
 
 def _gather(
@@ -292,12 +309,12 @@ def _apply(
                 why = "another cachemgr of this storage is removing files"
                 return carry_out(touches), why, report.Mode.NOT_REMOVER
             return carry_out(decided.decisions), None, report.Mode.REMOVE
-    except locks.UnsafeLockFile as exc:
+    except (locks.UnsafeLockFile, coordination.CoordinationError) as exc:
         # Raised on entering the lock, before any file was touched.
-        unsafe = exc
+        unusable = exc
     # Logged outside the except block: oslo.log would append the exception.
-    LOG.warning("Nothing is removed this pass: %s", unsafe)
-    why = "the remover lock cannot be opened safely"
+    LOG.warning("Nothing is removed this pass: %s", unusable)
+    why = "the remover lock cannot be used"
     return carry_out(touches), why, report.Mode.NOT_REMOVER
 
 

@@ -18,11 +18,12 @@ share_storage_passes = false`` gives every host its own timer.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
 
-from cachemgr.cache import locks, registry, storage_record
+from cachemgr.cache import coordination, locks, registry, storage_record
 from cachemgr.cache.storage_record import LastPass
 from cachemgr.exceptions import CachemgrError
 from cachemgr.inventory.base import Inventory
@@ -118,9 +119,9 @@ def take_turn(
     if dry_run or not settings.remove_unused:
         return attempt(remover_lock)
     with _held(remover_lock) as held:
-        if held is None:
+        if callable(held):
             # The lock cannot be used: the pass refreshes, removes nothing.
-            return attempt(remover_lock)
+            return attempt(held)
         if not held:
             if not may_skip:
                 return attempt(_not_taken)
@@ -174,16 +175,24 @@ def _skipped(settings: Settings, skip: Skip, dry_run: bool, now: float) -> PassR
 
 
 @contextlib.contextmanager
-def _held(remover_lock: RemoverLock) -> Iterator[bool | None]:
+def _held(remover_lock: RemoverLock) -> Iterator[bool | RemoverLock]:
     """The remover lock for the block: True taken, False held by another
-    host, None when it cannot be used (the pass then tries it at apply,
-    and says why at WARNING when it removes nothing)."""
+    host; when it cannot be used (a planted lock file, a coordination
+    backend down), a lock that fails the same way at once, for the pass to
+    say why it removes nothing."""
     with contextlib.ExitStack() as stack:
         try:
-            taken: bool | None = stack.enter_context(remover_lock())
-        except (locks.UnsafeLockFile, OSError):
-            taken = None
+            taken: bool | RemoverLock = stack.enter_context(remover_lock())
+        except (locks.UnsafeLockFile, coordination.CoordinationError) as exc:
+            taken = functools.partial(_unusable, exc)
         yield taken
+
+
+def _unusable(
+    error: locks.UnsafeLockFile | coordination.CoordinationError,
+) -> contextlib.AbstractContextManager[bool]:
+    """A remover lock that could not be used, without trying it again."""
+    raise error
 
 
 def _taken() -> contextlib.AbstractContextManager[bool]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.support.daemons import SUMMARY, Daemon, wait_until
 from tests.support.hosts import Host
+from tests.support.redis_server import PASSWORD
 
 INTERVAL = 2
 SKIPPED = "Image cache pass skipped: "
@@ -111,3 +112,26 @@ def test_with_sharing_off_every_host_passes_on_its_own_timer(tmp_path: Path):
             30,
         )
         assert not any(d.matching(SKIPPED) for d in daemons.values())
+
+
+def test_the_remover_lock_through_a_redis_backend(tmp_path: Path, redis_port: int):
+    """A cloud's Redis coordinates the hosts: the lock is never a file of
+    the storage, and one host passes per interval all the same."""
+    url = f"redis://:{PASSWORD}@127.0.0.1:{redis_port}?db=15&lock_timeout=5"
+    hosts = fleet(tmp_path, 3)
+    for host in hosts:
+        host.write(
+            {
+                "image_cache": {"manager_interval": INTERVAL},
+                "coordination": {"backend_url": url},
+            },
+            inventory=host is hosts[0],
+        )
+    with ExitStack() as stack:
+        daemons = start(stack, hosts)
+        wait_until(lambda: sum(passes(daemons).values()) >= 4, "four passes", 30)
+        counted = passes(daemons)
+    passer = record(hosts[0])["host"]
+    assert [name for name, n in counted.items() if n > 1] == [passer]
+    assert not (hosts[0].instances_path / "locks" / "cachemgr-remover").exists()
+    assert UNUSED not in hosts[0].cache_names()

@@ -56,7 +56,10 @@ elif kind == "oslo":
     taken = lock.acquire(blocking=False)
 elif kind == "cachemgr-0.1":
     from cachemgr.cache import locks
-    taken = held.enter_context(locks.remover_lock(lock_path))
+    # What cachemgr 0.1 took: its own lockf on locks/cachemgr-remover.
+    taken = held.enter_context(
+        locks.external_lock(lock_path, "remover", 0.0, prefix="cachemgr-")
+    )
 else:
     from cachemgr.cache.coordination import StorageCoordinator
     coordinator = held.enter_context(StorageCoordinator(url, "child", lock_path))
@@ -322,13 +325,24 @@ class TestUnreachableBackend:
         assert info.value.__cause__ is None
         assert info.value.__suppress_context__
 
-    @pytest.mark.parametrize("query", ["lock_timeout=soon", "db=first"])
-    def test_an_option_tooz_cannot_read(self, tmp_path: Path, query: str) -> None:
-        """A bad option in the URL, whether tooz reads it when the driver is
-        built or when it starts: CoordinationError naming the option."""
-        url = f"redis://:s3cret@127.0.0.1:{free_port()}?{query}"
+    def test_an_option_tooz_reads_when_it_connects(self, tmp_path: Path) -> None:
+        """A bad option that tooz reads only when it starts: CoordinationError
+        naming the option, the password masked."""
+        url = f"redis://:s3cret@127.0.0.1:{free_port()}?db=first"
         with pytest.raises(CoordinationError) as info:
             StorageCoordinator(url, "cmp1", str(tmp_path)).start()
+        message = str(info.value)
+        assert message.startswith("[coordination] backend_url = redis://:***@")
+        assert "invalid literal" in message
+        assert "s3cret" not in message
+
+    def test_an_option_tooz_reads_when_built_is_a_config_error(
+        self, tmp_path: Path
+    ) -> None:
+        """Found when the options are checked, before any pass (exit 2)."""
+        url = f"redis://:s3cret@127.0.0.1:{free_port()}?lock_timeout=soon"
+        with pytest.raises(ConfigError) as info:
+            StorageCoordinator(url, "cmp1", str(tmp_path))
         message = str(info.value)
         assert message.startswith("[coordination] backend_url = redis://:***@")
         assert "invalid literal" in message

@@ -3,7 +3,6 @@ passes, the real remover lock held by other processes."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from oslo_config import cfg
 
 from cachemgr import conf as cachemgr_conf
 from cachemgr.cache import locks
+from cachemgr.cache.coordination import StorageCoordinator
 from cachemgr.cache.storage_record import (
     RECORD_FILE_NAME,
     LastPass,
@@ -63,7 +63,7 @@ def turn(
     return take_turn(
         settings,
         lambda: load_inventory(conf),
-        functools.partial(locks.remover_lock, settings.lock_path),
+        StorageCoordinator("", settings.host, settings.lock_path).remover_lock,
         dry_run=dry_run,
         may_skip=may_skip,
         interval=INTERVAL,
@@ -202,7 +202,7 @@ class TestRecord:
         take_turn(
             settings,
             lambda: load_inventory(conf),
-            functools.partial(locks.remover_lock, settings.lock_path),
+            StorageCoordinator("", settings.host, settings.lock_path).remover_lock,
             dry_run=False,
             may_skip=True,
             interval=INTERVAL,
