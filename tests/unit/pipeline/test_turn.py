@@ -23,6 +23,7 @@ from cachemgr.cache.storage_record import (
 )
 from cachemgr.inventory.base import load_inventory
 from cachemgr.pipeline import run
+from cachemgr.pipeline.attempt import PassRunner
 from cachemgr.pipeline.report import Mode
 from cachemgr.pipeline.result import PassOutcome, PassResult
 from cachemgr.pipeline.settings import Settings, load_settings
@@ -57,7 +58,12 @@ def settings_of(host: Host, **image_cache: object) -> tuple[Settings, cfg.Config
 
 
 def turn(
-    host: Host, *, may_skip: bool = True, dry_run: bool = False, **image_cache: object
+    host: Host,
+    *,
+    may_skip: bool = True,
+    dry_run: bool = False,
+    run_pass: PassRunner = run.run_pass,
+    **image_cache: object,
 ) -> PassResult:
     settings, conf = settings_of(host, **image_cache)
     return take_turn(
@@ -67,6 +73,7 @@ def turn(
         dry_run=dry_run,
         may_skip=may_skip,
         interval=INTERVAL,
+        run_pass=run_pass,
     )
 
 
@@ -198,16 +205,7 @@ class TestRecord:
             seen.append(other_process_locks(host))
             return report
 
-        settings, conf = settings_of(host)
-        take_turn(
-            settings,
-            lambda: load_inventory(conf),
-            StorageCoordinator("", settings.host, settings.lock_path).remover_lock,
-            dry_run=False,
-            may_skip=True,
-            interval=INTERVAL,
-            run_pass=spying_pass,
-        )
+        turn(host, run_pass=spying_pass)
         assert seen == ["refused", "refused"]
         assert other_process_locks(host) == "got"
 
