@@ -102,6 +102,20 @@ image_cache_opts = [
         "`cachemgr --once --accept-inventory` accepts it once. Needs "
         "[daemon] status_file.",
     ),
+    cfg.IntOpt(
+        "scan_concurrency",
+        default=32,
+        min=1,
+        max=256,
+        mutable=True,
+        help="How many of a pass's storage reads (lstats of the cache dir, "
+        "listings of the instance dirs, qcow2 header reads) may wait at "
+        "once. On network storage (NFS, CephFS, GPFS) each read is a round "
+        "trip: more in flight hide more of its latency, but load the "
+        "storage server more at the start of every pass. 1 reads one at a "
+        "time. Reads that answer at once (a local disk) are made one at a "
+        "time whatever this says; the decisions are the same either way.",
+    ),
 ]
 
 

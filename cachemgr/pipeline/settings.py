@@ -38,6 +38,7 @@ class Settings:
     manager_interval: int
     pinned_images_file: str | None = None
     shrink_limit_percent: int = 0
+    scan_concurrency: int = 1
 
     @property
     def skip_dirs(self) -> frozenset[str]:
@@ -101,6 +102,7 @@ def load_settings(conf: cfg.ConfigOpts) -> Settings:
         manager_interval=image_cache.manager_interval,
         pinned_images_file=image_cache.pinned_images_file or None,
         shrink_limit_percent=image_cache.inventory_shrink_limit_percent,
+        scan_concurrency=image_cache.scan_concurrency,
     )
 
 
