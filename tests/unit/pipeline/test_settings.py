@@ -60,3 +60,21 @@ class TestInstancesPath:
     def test_relative_path_is_refused(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=r"^\[DEFAULT\] instances_path = rel"):
             settings_from(tmp_path, "[DEFAULT]\ninstances_path = rel/instances\n")
+
+
+class TestScanConcurrency:
+    def test_default(self, tmp_path: Path) -> None:
+        """32 reads in flight unless the operator says otherwise."""
+        settings = settings_from(tmp_path, f"[DEFAULT]\ninstances_path = {tmp_path}\n")
+        assert settings.scan_concurrency == 32
+
+    @pytest.mark.parametrize("value", ["0", "257", "many"])
+    def test_out_of_bounds_is_refused(self, tmp_path: Path, value: str) -> None:
+        """Below 1, above 256 or not a number: refused, naming option and value."""
+        with pytest.raises(ConfigError) as info:
+            settings_from(
+                tmp_path,
+                f"[DEFAULT]\ninstances_path = {tmp_path}\n"
+                f"[image_cache]\nscan_concurrency = {value}\n",
+            )
+        assert str(info.value).startswith(f"[image_cache] scan_concurrency = {value} ")
