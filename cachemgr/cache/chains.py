@@ -221,19 +221,13 @@ class BackingResolver:
             else:
                 mode = entry.stat(follow_symlinks=False).st_mode
                 raise safefs.NotRegularFile(safefs.describe_type(mode), path)
-        except safefs.NotRegularFile as exc:
-            return _Header(None, exc.strerror)
-        except FileNotFoundError:
-            # Removed since the listing, or a dangling link: nothing to read.
-            return _NOTHING
         except OSError as exc:
-            return exc
+            # FileNotFoundError: removed since the listing, or a dangling link.
+            return _failed(exc)
         try:
             raw = qcow2.read_backing_name(fd, path)
-        except qcow2.Qcow2Error as exc:
-            return _Header(None, str(exc))
-        except OSError as exc:
-            return exc
+        except (OSError, qcow2.Qcow2Error) as exc:
+            return _failed(exc)
         finally:
             os.close(fd)
         unfinished = (
@@ -247,18 +241,30 @@ class BackingResolver:
         return [self._read_cache_file(name) for name in names]
 
     def _read_cache_file(self, name: str) -> _Read:
-        """The backing name of a cache file, read relative to the scanned dir."""
+        """The backing name of a cache file, read relative to the scanned dir.
+
+        One replaced since the cache scan (a symlink, a FIFO) is not followed.
+        """
         try:
             return _Header(qcow2.read_backing_file(name, dir_fd=self._cache_fd))
-        except qcow2.Qcow2Error as exc:
-            return _Header(None, str(exc))
-        except safefs.NotRegularFile as exc:
-            # Replaced since the cache scan (a symlink, a FIFO): not followed.
-            return _Header(None, exc.strerror)
-        except FileNotFoundError:
-            return _NOTHING
-        except OSError as exc:
-            return exc
+        except (OSError, qcow2.Qcow2Error) as exc:
+            return _failed(exc)
+
+
+def _failed(exc: OSError | qcow2.Qcow2Error) -> _Read:
+    """What a failed read tells the walk: a problem, nothing, or an error.
+
+    A malformed header or what is not a regular file is a problem (the
+    chain stops there); a file gone is nothing to read; any other error
+    stops the scan where the walk meets it.
+    """
+    if isinstance(exc, qcow2.Qcow2Error):
+        return _Header(None, str(exc))
+    if isinstance(exc, safefs.NotRegularFile):
+        return _Header(None, exc.strerror)
+    if isinstance(exc, FileNotFoundError):
+        return _NOTHING
+    return exc
 
 
 def _path_of(raw: bytes, base_dir: str) -> str:
