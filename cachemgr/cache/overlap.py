@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TypeVar
 
-__all__ = ["SLOW_CALL_SECONDS", "Overlap"]
+__all__ = ["PROBE_SLICES", "SLOW_CALL_SECONDS", "Overlap"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,9 +35,11 @@ SLOW_CALL_SECONDS = 25e-6
 """A call slower than this waits on the storage. Measured per item: a
 local warm lstat takes 3 us, an instance dir listing or a header read 10;
 through FUSE with no added delay 40 and 200 us, on a LAN NFS 0.2 to 1 ms."""
-# Two timed slices: the faster says how the storage answers, so that one
-# slice slowed by a noisy neighbour does not start the threads.
-_PROBE_SLICES = 2
+PROBE_SLICES = 2
+"""Slices timed in the calling thread before any goes to the pool: the
+faster says how the storage answers, so that one slowed by a noisy
+neighbour does not start the threads. 0 hands every slice to the pool
+(the tests' way to overlap every read of a small tree)."""
 _PROBE_ITEMS = 8
 # Slices handed to the pool: small enough that every thread has work until
 # the end, large enough that a future costs little per item.
@@ -85,7 +87,7 @@ class Overlap:
         results: list[R] = []
         done = 0
         slowest_fast = float("inf")
-        for _ in range(_PROBE_SLICES):
+        for _ in range(PROBE_SLICES):
             if done == len(items):
                 return results
             part = items[done : done + _PROBE_ITEMS]

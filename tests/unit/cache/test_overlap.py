@@ -75,3 +75,15 @@ class TestMapChunks:
         """0 threads cannot scan anything."""
         with pytest.raises(ValueError, match="concurrency 0"):
             Overlap(0)
+
+
+def test_without_a_probe_every_slice_goes_to_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PROBE_SLICES = 0: even a few fast calls run in the pool's threads."""
+    monkeypatch.setattr(overlap, "PROBE_SLICES", 0)
+    seen: set[str] = set()
+    with Overlap(4) as pool:
+        parts = pool.map_chunks(record_threads(seen), [1, 2, 3])
+    assert [x for part in parts for x in part] == [2, 4, 6]
+    assert all(name.startswith("cachemgr-scan") for name in seen), seen
