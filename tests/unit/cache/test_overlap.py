@@ -29,14 +29,14 @@ class TestMapChunks:
     ) -> None:
         """Whether the calls wait or not, each item is answered once, in order."""
         if slow:
-            monkeypatch.setattr(overlap, "SLOW_CALL_SECONDS", -1.0)
+            monkeypatch.setattr(overlap, "WAIT_SECONDS", -1.0)
         with Overlap(16) as pool:
             parts = pool.map_chunks(record_threads(set()), list(range(count)))
         assert [x for part in parts for x in part] == [2 * i for i in range(count)]
 
     def test_slow_calls_run_in_the_pool(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Calls seen to wait are spread over the pool's threads."""
-        monkeypatch.setattr(overlap, "SLOW_CALL_SECONDS", -1.0)
+        monkeypatch.setattr(overlap, "WAIT_SECONDS", -1.0)
         seen: set[str] = set()
         with Overlap(4) as pool:
             pool.map_chunks(record_threads(seen), list(range(1000)))
@@ -53,7 +53,7 @@ class TestMapChunks:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """scan_concurrency = 1 is a sequential scan, however slow the storage."""
-        monkeypatch.setattr(overlap, "SLOW_CALL_SECONDS", -1.0)
+        monkeypatch.setattr(overlap, "WAIT_SECONDS", -1.0)
         seen: set[str] = set()
         with Overlap(1) as pool:
             pool.map_chunks(record_threads(seen), list(range(1000)))
@@ -61,7 +61,7 @@ class TestMapChunks:
 
     def test_an_error_reaches_the_caller(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """An exception a slice raises in a thread is raised to the caller."""
-        monkeypatch.setattr(overlap, "SLOW_CALL_SECONDS", -1.0)
+        monkeypatch.setattr(overlap, "WAIT_SECONDS", -1.0)
 
         def fail_on_500(items: Sequence[int]) -> list[int]:
             if 500 in items:
