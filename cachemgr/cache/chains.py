@@ -32,9 +32,11 @@ _UNFINISHED_MAX_BYTES = 1 << 20
 
 
 class _Header(NamedTuple):
-    """What one header read found: a backing name, or why it has none."""
+    """What one header read found: a backing file, or why it has none."""
 
-    raw: bytes | None
+    backing: str | None
+    """The backing name as a path (a relative one joined to the directory
+    of the file that names it), made in the thread that read it."""
     problem: str | None = None
     unfinished: bool = False
 
@@ -80,11 +82,7 @@ class BackingResolver:
         """
         headers = _flat(overlap.map_chunks(self._read_disks, entries))
         self._read_chains(
-            [
-                (header.raw, os.path.dirname(entry.path))
-                for entry, header in zip(entries, headers, strict=True)
-                if isinstance(header, _Header)
-            ],
+            [header.backing for header in headers if isinstance(header, _Header)],
             overlap,
         )
         for entry, header in zip(entries, headers, strict=True):
@@ -97,7 +95,7 @@ class BackingResolver:
             self._problem(path, header.problem)
         if header.unfinished:
             self.unfinished_dirs.add(os.path.basename(os.path.dirname(path)))
-        todo = list(self._backing_names(header.raw, os.path.dirname(path)))
+        todo = list(self._backing_names(header.backing))
         while todo:
             name = todo.pop()
             if name in self.backing:
@@ -114,19 +112,17 @@ class BackingResolver:
             raise read
         if read.problem is not None:
             self._problem(os.path.join(self._cache.path, name), read.problem)
-        return self._backing_names(read.raw, self._cache.path)
+        return self._backing_names(read.backing)
 
     def _problem(self, path: str, reason: str) -> None:
         LOG.warning("Disk %s: %s; its backing file, if any, is unknown", path, reason)
         self.problems.append(DiskProblem(path, reason))
 
-    def _read_chains(
-        self, refs: list[tuple[bytes | None, str]], overlap: Overlap
-    ) -> None:
-        """Resolve the disks' backing names and read every cache file their
+    def _read_chains(self, paths: list[str | None], overlap: Overlap) -> None:
+        """Resolve the disks' backing files and read every cache file their
         chains reach, a level of the chains at a time."""
-        while refs:
-            names = dict.fromkeys(self._resolve_all(refs, overlap))
+        while paths:
+            names = dict.fromkeys(self._resolve_all(paths, overlap))
             todo = [
                 name
                 for name in names
@@ -134,20 +130,12 @@ class BackingResolver:
             ]
             reads = _flat(overlap.map_chunks(self._read_cache_files, todo))
             self._cache_reads.update(zip(todo, reads, strict=True))
-            refs = [
-                (read.raw, self._cache.path)
-                for read in reads
-                if isinstance(read, _Header)
-            ]
+            paths = [read.backing for read in reads if isinstance(read, _Header)]
 
-    def _resolve_all(
-        self, refs: Iterable[tuple[bytes | None, str]], overlap: Overlap
-    ) -> list[str]:
-        """The cache files the backing names mean, each new path resolved."""
-        paths = dict.fromkeys(
-            _path_of(raw, base_dir) for raw, base_dir in refs if raw is not None
-        )
-        new = [path for path in paths if path not in self._names_of_path]
+    def _resolve_all(self, paths: Iterable[str | None], overlap: Overlap) -> list[str]:
+        """The cache files the backing paths mean, each new one resolved."""
+        unique = dict.fromkeys(path for path in paths if path is not None)
+        new = [path for path in unique if path not in self._names_of_path]
         dirs = [
             d
             for d in dict.fromkeys(os.path.dirname(path) for path in new)
@@ -155,24 +143,23 @@ class BackingResolver:
         ]
         found = _flat(overlap.map_chunks(_realpaths, dirs))
         self._realdirs.update(zip(dirs, found, strict=True))
-        elsewhere = [path for path in new if not self._in_cache_dir(path)]
+        inside = [self._in_cache_dir(path) for path in new]
+        elsewhere = [path for path, i in zip(new, inside, strict=True) if not i]
         keys = _flat(overlap.map_chunks(_stat_keys, elsewhere))
         self._inode_keys.update(zip(elsewhere, keys, strict=True))
-        for path in new:
-            self._names_of_path[path] = self._resolve(path)
-        return [name for path in paths for name in self._names_of_path[path]]
+        for path, in_cache_dir in zip(new, inside, strict=True):
+            self._names_of_path[path] = self._resolve(path, in_cache_dir)
+        return [name for path in unique for name in self._names_of_path[path]]
 
-    def _backing_names(self, raw: bytes | None, base_dir: str) -> tuple[str, ...]:
-        """The cache files a backing name may mean, resolved before; see _resolve."""
-        if raw is None:
-            return ()
-        return self._names_of_path[_path_of(raw, base_dir)]
+    def _backing_names(self, path: str | None) -> tuple[str, ...]:
+        """The cache files a backing path may mean, resolved before; see _resolve."""
+        return () if path is None else self._names_of_path[path]
 
     def _in_cache_dir(self, path: str) -> bool:
         dirname, name = os.path.split(path)
         return self._realdirs[dirname] == self._cache_dir and name in self._names
 
-    def _resolve(self, path: str) -> tuple[str, ...]:
+    def _resolve(self, path: str, in_cache_dir: bool) -> tuple[str, ...]:
         """The cache files ``path`` names: by path, else by inode; and by basename.
 
         (a) As the kernel resolves it: the directory with its symlinks and
@@ -185,7 +172,7 @@ class BackingResolver:
         """
         name = os.path.basename(path)
         found: list[str] = []
-        if self._in_cache_dir(path):
+        if in_cache_dir:
             found.append(name)
         else:
             by_inode = self._by_inode(self._inode_keys[path])
@@ -230,12 +217,12 @@ class BackingResolver:
             return _failed(exc)
         finally:
             os.close(fd)
+        if raw is not None:
+            return _Header(_path_of(raw, os.path.dirname(path)))
         unfinished = (
-            raw is None
-            and st.st_mtime_ns >= self._since_ns
-            and st.st_size <= _UNFINISHED_MAX_BYTES
+            st.st_mtime_ns >= self._since_ns and st.st_size <= _UNFINISHED_MAX_BYTES
         )
-        return _Header(raw, None, unfinished)
+        return _Header(None, None, unfinished)
 
     def _read_cache_files(self, names: Sequence[str]) -> list[_Read]:
         return [self._read_cache_file(name) for name in names]
@@ -246,9 +233,10 @@ class BackingResolver:
         One replaced since the cache scan (a symlink, a FIFO) is not followed.
         """
         try:
-            return _Header(qcow2.read_backing_file(name, dir_fd=self._cache_fd))
+            raw = qcow2.read_backing_file(name, dir_fd=self._cache_fd)
         except (OSError, qcow2.Qcow2Error) as exc:
             return _failed(exc)
+        return _NOTHING if raw is None else _Header(_path_of(raw, self._cache.path))
 
 
 def _failed(exc: OSError | qcow2.Qcow2Error) -> _Read:
