@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from cachemgr.cache import qcow2, safefs
 from cachemgr.cache.overlap import Overlap
@@ -24,6 +24,8 @@ from cachemgr.cache.snapshot import CacheSnapshot, DiskProblem, FileKey
 __all__ = ["BackingResolver"]
 
 LOG = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A disk without a backing name this small and this recent may be an
 # overlay qemu-img is still writing (its first header has no backing
@@ -278,5 +280,6 @@ def _stat_keys(paths: Sequence[str]) -> list[FileKey | None]:
     return keys
 
 
-def _flat(parts: Iterable[list]) -> list:
+def _flat(parts: Iterable[list[T]]) -> list[T]:
+    """The slices' results as one list, in order."""
     return [item for part in parts for item in part]

@@ -37,7 +37,7 @@ WAIT_SECONDS = 10e-6
 Measured per call, wall clock: a local warm lstat takes 3 us, an instance
 dir listing or a header read 10, nearly all of it CPU (the kernel's
 included); through FUSE with no added delay 40 and 200 us, on a LAN NFS
-0.2 to 1 ms, nearly all of it waiting."""
+0.2 to 1 ms, most of it waiting for the server."""
 PROBE_SLICES = 2
 """Slices timed in the calling thread before any goes to the pool: the
 faster says how the storage answers, so that one slowed by a noisy
