@@ -39,7 +39,14 @@ if REPO not in sys.path:
     # live in the checkout's tests/.
     sys.path.insert(0, REPO)
 
+from delayfs import DelayfsUnavailable  # noqa: E402
 from figures import Result, measure, report, scaling, targets  # noqa: E402
+from latency import (  # noqa: E402
+    latency_target,
+    latency_trees,
+    measure_latencies,
+    report_latencies,
+)
 from nova_figure import broker_reachable  # noqa: E402
 from pass_timing import Launcher  # noqa: E402
 from synthetic_tree import (  # noqa: E402
@@ -92,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="rounds of floor and passes; the fastest of each counts",
     )
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="through delayfs at 0, 0.2 and 1 ms, and 5 ms on a tree 20 times "
+        "smaller (root, /dev/fuse)",
+    )
     parser.add_argument("--broker", default=DEFAULT_BROKER, help="for the nova figure")
     parser.add_argument("--no-nova", action="store_true", help="skip the nova figure")
     args = parser.parse_args(argv)
@@ -102,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--files must be >= 20, --instances and --repeat >= 1")
     if args.tree and (args.keep or args.scaling):
         parser.error("--tree measures one kept tree: no --keep, no --scaling")
+    if args.latency and (args.tree or args.scaling or args.cold):
+        parser.error("--latency generates its trees: no --tree, --scaling, --cold")
     # Only errors from the libraries (the amqp client warns on close).
     logging.basicConfig(level=logging.ERROR)
     out = sys.stdout
+    if args.latency:
+        return _run_latency(args.keep, files, instances, out)
     nova_url = None
     if not args.no_nova:
         if broker_reachable(args.broker):
@@ -120,6 +137,30 @@ def main(argv: list[str] | None = None) -> int:
     targets(results[-1], out)
     if args.scaling:
         scaling(results, out)
+    return 0
+
+
+def _run_latency(keep: str | None, files: int, instances: int, out: TextIO) -> int:
+    """The --latency mode: each tree generated, then measured at its delays.
+
+    Exits 3 when delayfs cannot be built or mounted here, saying why.
+    """
+    launcher = Launcher()
+    runs = []
+    try:
+        with workdir(keep) as root:
+            for n, m, delays in latency_trees(files, instances):
+                tree = generate(os.path.join(root, f"n{n}-m{m}"), n, m)
+                tree_runs = measure_latencies(tree, delays, launcher)
+                report_latencies(tree_runs, out)
+                out.flush()
+                runs += tree_runs
+    except DelayfsUnavailable as exc:
+        print(f"delayfs unavailable: {exc}", file=sys.stderr)
+        return 3
+    finally:
+        launcher.close()
+    latency_target(runs, out)
     return 0
 
 

@@ -10,7 +10,8 @@ as a problem and the sweep goes on.
 from __future__ import annotations
 
 import contextlib
-import logging
+import functools
+import itertools
 import os
 import pwd
 import stat
@@ -19,12 +20,13 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import psutil
 
-from cachemgr.cache import naming, qcow2, safefs
+from cachemgr.cache import naming, safefs
+from cachemgr.cache.chains import BackingResolver
 from cachemgr.cache.disk_usage import FilesystemUse, filesystem_use
+from cachemgr.cache.overlap import Overlap
 from cachemgr.cache.snapshot import (
     CacheFile,
     CacheSnapshot,
-    DiskProblem,
     DiskSnapshot,
     FileKey,
     OpenFiles,
@@ -42,7 +44,6 @@ __all__ = [
     "scan_open_files",
 ]
 
-LOG = logging.getLogger(__name__)
 
 # How many unreadable processes the warning names.
 _UNREADABLE_EXAMPLES = 5
@@ -52,21 +53,22 @@ _UNREADABLE_EXAMPLES = 5
 # a directory changed shortly before the scan is read again, a few dozen
 # directories on a busy host.
 _CHANGE_MARGIN_NS = 10_000_000_000
-# A disk without a backing name this small and this recent may be an
-# overlay qemu-img is still writing (its first header has no backing
-# name); a raw root disk or a config drive is larger or older.
-_UNFINISHED_MAX_BYTES = 1 << 20
 # How many instance directories the re-check stats between clock readings.
 _DEADLINE_EVERY = 256
 
 
-def scan_cache_dir(path: str, instances_path: str | None = None) -> CacheSnapshot:
+def scan_cache_dir(
+    path: str, instances_path: str | None = None, *, concurrency: int = 1
+) -> CacheSnapshot:
     """lstat every entry of the cache dir once; symlinks are never followed.
 
     A missing cache dir is an empty cache (nova has downloaded nothing yet).
     Entries are read relative to one open descriptor of the dir, so that
     ``dir_key`` is the directory that was listed, and each lstat skips the
-    walk of the whole path (7% of the scan's time at 100,000 files).
+    walk of the whole path (7% of the scan's time at 100,000 files). On
+    slow storage up to ``concurrency`` lstats are in flight at once
+    (overlap.Overlap); the snapshot lists the files in the listing's order
+    all the same.
 
     The cache dir may be a symlink, but what it resolves to must belong to
     the owner of ``instances_path`` (by default the cache dir's parent):
@@ -75,7 +77,8 @@ def scan_cache_dir(path: str, instances_path: str | None = None) -> CacheSnapsho
 
     Raises:
         UntrustedStorage: the cache dir belongs to someone else.
-        OSError: the dir or an entry cannot be read; ``filename`` is its path.
+        OSError: the dir or an entry cannot be read; ``filename`` is its path
+            (the first such entry in the listing's order).
     """
     try:
         dir_fd, dir_stat = safefs.open_directory(path, follow=True)
@@ -83,8 +86,6 @@ def scan_cache_dir(path: str, instances_path: str | None = None) -> CacheSnapsho
         return CacheSnapshot(path=path, dir_key=None, files=())
     files: list[CacheFile] = []
     others: list[str] = []
-    # Names bound locally: this loop runs once per cache file.
-    classify, is_regular, lstat = naming.classify, stat.S_ISREG, os.lstat
     try:
         _check_owner(path, dir_stat, instances_path or os.path.dirname(path))
         try:
@@ -92,28 +93,15 @@ def scan_cache_dir(path: str, instances_path: str | None = None) -> CacheSnapsho
         except OSError as exc:
             exc.filename = path
             raise
-        for name in names:
-            try:
-                st = lstat(name, dir_fd=dir_fd)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                exc.filename = os.path.join(path, name)
-                raise
-            if not is_regular(st.st_mode):
-                others.append(name)
-                continue
-            # Positional, in CacheFile's field order: keywords cost 0.2 us more.
-            files.append(
-                CacheFile(
-                    name,
-                    classify(name),
-                    st.st_dev,
-                    st.st_ino,
-                    st.st_mtime_ns,
-                    st.st_blocks * 512,
-                )
+        with Overlap(concurrency) as overlap:
+            parts = overlap.map_chunks(
+                functools.partial(_lstat_names, path, dir_fd), names
             )
+        for part_files, part_others, error in parts:
+            files.extend(part_files)
+            others.extend(part_others)
+            if error is not None:
+                raise error
     finally:
         os.close(dir_fd)
     return CacheSnapshot(
@@ -122,6 +110,40 @@ def scan_cache_dir(path: str, instances_path: str | None = None) -> CacheSnapsho
         files=tuple(files),
         other_entries=tuple(others),
     )
+
+
+def _lstat_names(
+    path: str, dir_fd: int, names: Sequence[str]
+) -> tuple[list[CacheFile], list[str], OSError | None]:
+    """The regular files and the other entries among ``names``, in order,
+    up to the first that cannot be read (its error, naming it)."""
+    files: list[CacheFile] = []
+    others: list[str] = []
+    # Names bound locally: this loop runs once per cache file.
+    classify, is_regular, lstat = naming.classify, stat.S_ISREG, os.lstat
+    for name in names:
+        try:
+            st = lstat(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            exc.filename = os.path.join(path, name)
+            return files, others, exc
+        if not is_regular(st.st_mode):
+            others.append(name)
+            continue
+        # Positional, in CacheFile's field order: keywords cost 0.2 us more.
+        files.append(
+            CacheFile(
+                name,
+                classify(name),
+                st.st_dev,
+                st.st_ino,
+                st.st_mtime_ns,
+                st.st_blocks * 512,
+            )
+        )
+    return files, others, None
 
 
 def _check_owner(path: str, dir_stat: os.stat_result, instances_path: str) -> None:
@@ -160,7 +182,11 @@ def is_disk_name(name: str) -> bool:
 
 
 def scan_disks(
-    instances_path: str, cache: CacheSnapshot, skip_dirs: frozenset[str]
+    instances_path: str,
+    cache: CacheSnapshot,
+    skip_dirs: frozenset[str],
+    *,
+    concurrency: int = 1,
 ) -> DiskSnapshot:
     """Read the backing chain of every disk in every instance directory.
 
@@ -170,24 +196,34 @@ def scan_disks(
     disk is read when it leads to a regular file (reading more only keeps
     more). Every ``disk*`` entry that is not a directory counts as a disk,
     whatever its type, for the empty-inventory guard. Chains are followed
-    while they stay in the cache dir.
+    while they stay in the cache dir. On slow storage up to
+    ``concurrency`` listings and reads are in flight at once; the snapshot,
+    the problems logged and the error raised are a sequential sweep's.
 
     Raises:
         GatherError: the cache dir was replaced since it was scanned.
         OSError: instances_path, an instance dir or a disk cannot be read.
     """
     since_ns = time.time_ns() - _CHANGE_MARGIN_NS
-    with _opened_cache_dir(cache) as cache_fd:
-        resolver = _BackingResolver(cache, cache_fd, since_ns)
-        disk_count = 0
+    with _opened_cache_dir(cache) as cache_fd, Overlap(concurrency) as overlap:
+        resolver = BackingResolver(cache, cache_fd, since_ns)
         with os.scandir(instances_path) as top:
             dir_names = [e.name for e in top if e.name not in skip_dirs and e.is_dir()]
-        for name in dir_names:
-            for entry in _disks_in(os.path.join(instances_path, name)):
-                disk_count += 1
-                resolver.mark_disk(entry)
+        paths = [os.path.join(instances_path, name) for name in dir_names]
+        disks: list[os.DirEntry[str]] = []
+        unlisted: OSError | None = None
+        for listing in itertools.chain(*overlap.map_chunks(_list_disks, paths)):
+            if isinstance(listing, OSError):
+                unlisted = listing
+                break
+            disks.extend(listing)
+        # The disks listed before a directory that cannot be, as a
+        # sequential sweep would have read them before failing there.
+        resolver.mark_disks(disks, overlap)
+        if unlisted is not None:
+            raise unlisted
     return DiskSnapshot(
-        disk_count=disk_count,
+        disk_count=len(disks),
         backing=dict(resolver.backing),
         mark=ScanMark(
             instances_path=instances_path,
@@ -220,7 +256,9 @@ class DiskRecheck:
 
     def __init__(self, disks: DiskSnapshot, cache: CacheSnapshot, cache_fd: int):
         self._mark = disks.mark
-        self._resolver = _BackingResolver(cache, cache_fd, disks.mark.since_ns)
+        self._resolver = BackingResolver(cache, cache_fd, disks.mark.since_ns)
+        # Under a lock, a few directories: in order, in this thread.
+        self._sequential = Overlap(1)
 
     def users(self, deadline: float) -> Mapping[str, str]:
         """Cache file name -> a disk changed since the scan whose chain reaches it.
@@ -236,8 +274,7 @@ class DiskRecheck:
             OSError: instances_path or a directory cannot be read.
         """
         for subdir in self._changed_dirs(deadline):
-            for entry in _disks_in(subdir):
-                self._resolver.mark_disk(entry)
+            self._resolver.mark_disks(_disks_in(subdir), self._sequential)
             if time.monotonic() > deadline:
                 raise RecheckTooSlow(subdir)
         return self._resolver.backing
@@ -285,6 +322,17 @@ def _opened_cache_dir(cache: CacheSnapshot) -> Iterator[int | None]:
         os.close(fd)
 
 
+def _list_disks(paths: Sequence[str]) -> list[list[os.DirEntry[str]] | OSError]:
+    """The disks of each instance dir, or why it cannot be listed."""
+    listings: list[list[os.DirEntry[str]] | OSError] = []
+    for path in paths:
+        try:
+            listings.append(_disks_in(path))
+        except OSError as exc:
+            listings.append(exc)
+    return listings
+
+
 def _disks_in(subdir: str) -> list[os.DirEntry[str]]:
     """The ``disk*`` entries of an instance dir that are not directories."""
     try:
@@ -296,147 +344,6 @@ def _disks_in(subdir: str) -> list[os.DirEntry[str]]:
             ]
     except FileNotFoundError:
         return []
-
-
-class _BackingResolver:
-    """Maps backing file names to cache file names; one header read per file.
-
-    Within one pass it remembers what each backing path resolved to: on a
-    shared storage thousands of disks name the same base file.
-    """
-
-    def __init__(
-        self, cache: CacheSnapshot, cache_fd: int | None, since_ns: int
-    ) -> None:
-        self._cache = cache
-        self._cache_fd = cache_fd
-        self._cache_dir = os.path.realpath(cache.path)
-        self._names = {f.name for f in cache.files}
-        self._by_key: dict[FileKey, str] | None = None
-        self._realdirs: dict[str, str] = {}
-        self._names_of_path: dict[str, tuple[str, ...]] = {}
-        self._parents_of: dict[str, tuple[str, ...]] = {}
-        self._since_ns = since_ns
-        self.backing: dict[str, str] = {}
-        self.problems: list[DiskProblem] = []
-        self.unfinished_dirs: set[str] = set()
-
-    def problem(self, path: str, reason: str) -> None:
-        LOG.warning("Disk %s: %s; its backing file, if any, is unknown", path, reason)
-        self.problems.append(DiskProblem(path, reason))
-
-    def mark_disk(self, entry: os.DirEntry[str]) -> None:
-        """Mark every cache file on the disk's backing chain as used by it."""
-        todo = list(
-            self._backing_names(self._read_disk(entry), os.path.dirname(entry.path))
-        )
-        while todo:
-            name = todo.pop()
-            if name in self.backing:
-                continue
-            self.backing[name] = entry.path
-            if name not in self._parents_of:
-                parent = self._read_cache_file(name)
-                self._parents_of[name] = self._backing_names(parent, self._cache.path)
-            todo.extend(self._parents_of[name])
-
-    def _read_disk(self, entry: os.DirEntry[str]) -> bytes | None:
-        """A disk's backing name; None when it has none or is unusable.
-
-        A symlink is read only once its target is known to be a regular file
-        (safefs.open_through_link); a FIFO, device or socket is never opened.
-        """
-        path = entry.path
-        try:
-            if entry.is_symlink():
-                fd, st = safefs.open_through_link(path)
-            elif entry.is_file(follow_symlinks=False):
-                fd, st = safefs.open_regular(path)
-            else:
-                mode = entry.stat(follow_symlinks=False).st_mode
-                raise safefs.NotRegularFile(safefs.describe_type(mode), path)
-        except safefs.NotRegularFile as exc:
-            self.problem(path, exc.strerror)
-            return None
-        except FileNotFoundError:
-            # Removed since the listing, or a dangling link: nothing to read.
-            return None
-        try:
-            raw = qcow2.read_backing_name(fd, path)
-        except qcow2.Qcow2Error as exc:
-            self.problem(path, str(exc))
-            return None
-        finally:
-            os.close(fd)
-        if (
-            raw is None
-            and st.st_mtime_ns >= self._since_ns
-            and st.st_size <= _UNFINISHED_MAX_BYTES
-        ):
-            self.unfinished_dirs.add(os.path.basename(os.path.dirname(path)))
-        return raw
-
-    def _read_cache_file(self, name: str) -> bytes | None:
-        """The backing name of a cache file, read relative to the scanned dir."""
-        path = os.path.join(self._cache.path, name)
-        try:
-            return qcow2.read_backing_file(name, dir_fd=self._cache_fd)
-        except qcow2.Qcow2Error as exc:
-            self.problem(path, str(exc))
-            return None
-        except safefs.NotRegularFile as exc:
-            # Replaced since the cache scan (a symlink, a FIFO): not followed.
-            self.problem(path, exc.strerror)
-            return None
-        except FileNotFoundError:
-            return None
-
-    def _backing_names(self, raw: bytes | None, base_dir: str) -> tuple[str, ...]:
-        """The cache files a backing name may mean; see _resolve."""
-        if raw is None:
-            return ()
-        name = os.fsdecode(raw)
-        path = name if name.startswith("/") else os.path.join(base_dir, name)
-        try:
-            return self._names_of_path[path]
-        except KeyError:
-            found = self._names_of_path[path] = self._resolve(path)
-            return found
-
-    def _resolve(self, path: str) -> tuple[str, ...]:
-        """The cache files ``path`` names: by path, else by inode; and by basename.
-
-        (a) As the kernel resolves it: the directory with its symlinks and
-        ``..`` resolved in order (never lexically first), then the last
-        component. (b) By (st_dev, st_ino), for a path that reaches a cache
-        file some other way (a hard link, another mount of the storage).
-        (c) By the last component, as nova does, whatever directory the
-        header names: nova-compute in a container or another mount point of
-        a shared storage writes its own paths. Keeping more is the safe side.
-        """
-        dirname, name = os.path.split(path)
-        if dirname not in self._realdirs:
-            self._realdirs[dirname] = os.path.realpath(dirname)
-        found: list[str] = []
-        if self._realdirs[dirname] == self._cache_dir and name in self._names:
-            found.append(name)
-        else:
-            by_inode = self._by_inode(path)
-            if by_inode is not None:
-                found.append(by_inode)
-        if name in self._names and name not in found:
-            found.append(name)
-        return tuple(found)
-
-    def _by_inode(self, path: str) -> str | None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        if self._by_key is None:
-            # Only a backing path outside the cache dir needs the inode map.
-            self._by_key = {f.key: f.name for f in self._cache.files}
-        return self._by_key.get((st.st_dev, st.st_ino))
 
 
 def scan_open_files(files: Sequence[CacheFile]) -> OpenFiles:

@@ -114,6 +114,20 @@ image_cache_opts = [
         "list its instances. false: every host passes on its own timer. "
         "cachemgr --once always passes.",
     ),
+    cfg.IntOpt(
+        "scan_concurrency",
+        default=32,
+        min=1,
+        max=256,
+        mutable=True,
+        help="How many of a pass's storage reads (lstats of the cache dir, "
+        "listings of the instance dirs, qcow2 header reads) may wait at "
+        "once. On network storage (NFS, CephFS, GPFS) each read is a round "
+        "trip: more in flight hide more of its latency, but load the "
+        "storage server more at the start of every pass. 1 reads one at a "
+        "time. Reads that answer at once (a local disk) are made one at a "
+        "time whatever this says; the decisions are the same either way.",
+    ),
 ]
 
 

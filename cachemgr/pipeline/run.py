@@ -235,8 +235,14 @@ def _scan_storage(
         settings.instances_path,
     )
     try:
-        cache = scan.scan_cache_dir(settings.cache_dir)
-        disks = scan.scan_disks(settings.instances_path, cache, settings.skip_dirs)
+        concurrency = settings.scan_concurrency
+        cache = scan.scan_cache_dir(settings.cache_dir, concurrency=concurrency)
+        disks = scan.scan_disks(
+            settings.instances_path,
+            cache,
+            settings.skip_dirs,
+            concurrency=concurrency,
+        )
         fs_use = scan.measure_filesystem_use(
             settings.cache_dir if cache_exists else settings.instances_path
         )

@@ -40,6 +40,7 @@ class Settings:
     shrink_limit_percent: int = 0
     share_passes: bool = False
     coordination_url: str = ""
+    scan_concurrency: int = 1
 
     @property
     def skip_dirs(self) -> frozenset[str]:
@@ -106,6 +107,7 @@ def load_settings(conf: cfg.ConfigOpts) -> Settings:
         shrink_limit_percent=image_cache.inventory_shrink_limit_percent,
         share_passes=image_cache.share_storage_passes,
         coordination_url=conf.coordination.backend_url,
+        scan_concurrency=image_cache.scan_concurrency,
     )
 
 

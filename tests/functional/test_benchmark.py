@@ -1,5 +1,6 @@
 """benchmarks/run.py works: at the smallest sizes it builds a tree, runs the
-real pass and the nova driver, and prints every figure.
+real pass and the nova driver, and prints every figure; with --latency,
+through delayfs at each delay.
 
 Only that the script works is checked, never how fast anything was: speed is
 the benchmark's business, not the test suite's.
@@ -8,6 +9,7 @@ the benchmark's business, not the test suite's.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -34,14 +36,29 @@ FIGURES = (
 )
 
 
-def run_benchmark(*args: str) -> str:
-    done = subprocess.run(
+LATENCY_FIGURES = (
+    "floor_s",
+    "pass_s",
+    "ratio",
+    "floor_ops",
+    "pass_ops",
+)
+# What run.py --latency exits with when delayfs cannot be built or mounted.
+DELAYFS_UNAVAILABLE = 3
+
+
+def start_benchmark(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, str(SCRIPT), *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=REPO,
     )
+
+
+def run_benchmark(*args: str) -> str:
+    done = start_benchmark(*args)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -77,3 +94,24 @@ def test_scaling_prints_a_row_per_size() -> None:
     assert rows == [("20", "2"), ("40", "4"), ("80", "8")], output
     assert re.search(r"^growth x", output, re.MULTILINE), output
     assert figure(output, "nova_inventory_s") == "skipped"
+
+
+def test_latency_mode_prints_every_figure() -> None:
+    """--latency mounts the tree through delayfs and prints each delay's figures.
+
+    It needs FUSE (/dev/fuse, fusermount3, libfuse3's headers, a compiler):
+    without them the test is skipped, but with CI=true it fails, since CI
+    installs them (.ci/run).
+    """
+    done = start_benchmark("--latency", "--files", "200", "--instances", "40")
+    if done.returncode == DELAYFS_UNAVAILABLE and os.environ.get("CI") != "true":
+        pytest.skip(done.stderr.strip())
+    assert done.returncode == 0, done.stdout + done.stderr
+    output = done.stdout
+
+    for delay in ("0", "0.2", "1", "5"):
+        for name in LATENCY_FIGURES:
+            key = f"latency_{delay}ms_{name}"
+            assert re.fullmatch(NUMBER, figure(output, key)), key
+        assert figure(output, f"latency_{delay}ms_plan_identical") == "yes", output
+    assert re.search(r"^target latency 1ms ", output, re.MULTILINE), output

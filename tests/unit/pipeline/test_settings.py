@@ -13,6 +13,14 @@ from cachemgr.exceptions import ConfigError
 from cachemgr.pipeline.settings import load_settings
 
 
+def image_cache_settings(tmp_path: Path, option: str, value: str):
+    """The settings of a file setting one [image_cache] option."""
+    return settings_from(
+        tmp_path,
+        f"[DEFAULT]\ninstances_path = {tmp_path}\n[image_cache]\n{option} = {value}\n",
+    )
+
+
 def settings_from(tmp_path: Path, text: str):
     path = tmp_path / "cachemgr.conf"
     path.write_text(text)
@@ -27,11 +35,7 @@ class TestSubdirectoryName:
     def test_not_one_cache_directory_name(self, tmp_path: Path, value: str) -> None:
         """The instances_path itself, its parent, the locks dir, a path: refused."""
         with pytest.raises(ConfigError) as info:
-            settings_from(
-                tmp_path,
-                f"[DEFAULT]\ninstances_path = {tmp_path}\n"
-                f"[image_cache]\nsubdirectory_name = {value}\n",
-            )
+            image_cache_settings(tmp_path, "subdirectory_name", value)
         message = str(info.value)
         assert message.startswith(f"[image_cache] subdirectory_name = {value!r}: ")
         assert "must be one directory name" in message
@@ -89,3 +93,17 @@ class TestCoordinationBackendUrl:
             "[coordination] backend_url = foo://:***@x: unknown scheme 'foo'"
         )
         assert ":pw@" not in message
+
+
+class TestScanConcurrency:
+    def test_default(self, tmp_path: Path) -> None:
+        """32 reads in flight unless the operator says otherwise."""
+        settings = settings_from(tmp_path, f"[DEFAULT]\ninstances_path = {tmp_path}\n")
+        assert settings.scan_concurrency == 32
+
+    @pytest.mark.parametrize("value", ["0", "257", "many"])
+    def test_out_of_bounds_is_refused(self, tmp_path: Path, value: str) -> None:
+        """Below 1, above 256 or not a number: refused, naming option and value."""
+        with pytest.raises(ConfigError) as info:
+            image_cache_settings(tmp_path, "scan_concurrency", value)
+        assert str(info.value).startswith(f"[image_cache] scan_concurrency = {value} ")
