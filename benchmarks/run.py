@@ -5,6 +5,7 @@ Usage, from a checkout (qemu-img installed; the nova figure needs RabbitMQ)::
     python benchmarks/run.py [--files N] [--instances M] [--quick] [--scaling]
                              [--cold] [--keep DIR | --tree DIR] [--repeat K]
                              [--broker URL | --no-nova]
+    python benchmarks/run.py --latency --many-hosts   # issue 15's figures
 
 It builds, in a temporary directory, an instances_path with N cache files
 of every kind (originals, ``_<size>``/``_sm`` variants, swap, ephemeral,
@@ -47,6 +48,8 @@ from latency import (  # noqa: E402
     measure_latencies,
     report_latencies,
 )
+from many_hosts import FLEET, run_fleets  # noqa: E402
+from many_hosts import report as many_hosts_report  # noqa: E402
 from nova_figure import broker_reachable  # noqa: E402
 from pass_timing import Launcher  # noqa: E402
 from synthetic_tree import (  # noqa: E402
@@ -105,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         help="through delayfs at 0, 0.2 and 1 ms, and 5 ms on a tree 20 times "
         "smaller (root, /dev/fuse)",
     )
+    parser.add_argument(
+        "--many-hosts",
+        action="store_true",
+        help="N = 1, 10 and 50 daemons on one delayfs-counted tree (see "
+        "many_hosts.py; with --latency, after its figures)",
+    )
     parser.add_argument("--broker", default=DEFAULT_BROKER, help="for the nova figure")
     parser.add_argument("--no-nova", action="store_true", help="skip the nova figure")
     args = parser.parse_args(argv)
@@ -115,13 +124,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--files must be >= 20, --instances and --repeat >= 1")
     if args.tree and (args.keep or args.scaling):
         parser.error("--tree measures one kept tree: no --keep, no --scaling")
-    if args.latency and (args.tree or args.scaling or args.cold):
-        parser.error("--latency generates its trees: no --tree, --scaling, --cold")
+    if (args.latency or args.many_hosts) and (args.tree or args.scaling or args.cold):
+        parser.error(
+            "--latency and --many-hosts generate their trees: no --tree, "
+            "--scaling, --cold"
+        )
     # Only errors from the libraries (the amqp client warns on close).
     logging.basicConfig(level=logging.ERROR)
     out = sys.stdout
+    code = 0
     if args.latency:
-        return _run_latency(args.keep, files, instances, out)
+        code = _run_latency(args.keep, files, instances, out)
+    if args.many_hosts and code == 0:
+        broker = None if args.no_nova else args.broker
+        fleet_figures = run_fleets([1, 10, 50], **FLEET, broker=broker)
+        many_hosts_report(fleet_figures, FLEET["interval"], out)
+    if args.latency or args.many_hosts:
+        return code
     nova_url = None
     if not args.no_nova:
         if broker_reachable(args.broker):
