@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from cachemgr.cache import locks, safefs, scan
 from cachemgr.cache.outcome import ApplyResult, FileOutcome, Result
+from cachemgr.cache.overlap import Overlap
 from cachemgr.cache.plan import Action, Decision
 from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
 
@@ -42,6 +43,7 @@ def apply_plan(
     lock_wait_seconds: float,
     stop_requested: Callable[[], bool] | None = None,
     on_outcome: Callable[[FileOutcome], None] | None = None,
+    scan_concurrency: int = 1,
 ) -> ApplyResult:
     """Touch the TOUCH decisions and remove the REMOVE ones; keep the rest.
 
@@ -54,7 +56,8 @@ def apply_plan(
     free at once join it for one shared re-check of the disks.
     ``on_outcome`` is called with each outcome as soon as it is made, before
     the next file: the log tells of a removal even if the pass is killed
-    right after it (DESIGN 1.7).
+    right after it (DESIGN 1.7). ``scan_concurrency`` bounds the overlapped
+    stats of the re-check's sweep on slow storage.
     """
     todo = [d for d in decisions if d.action is not Action.KEEP]
     if not todo:
@@ -80,8 +83,15 @@ def apply_plan(
                     return ApplyResult.of(outcomes, stopped=True)
                 record(_touch(dir_fd, decision))
         removals = [d for d in todo if d.action is Action.REMOVE]
-        recheck = scan.DiskRecheck(disks, cache, dir_fd)
-        with _Remover(dir_fd, lock_path, lock_wait_seconds, recheck) as remover:
+        with (
+            Overlap(scan_concurrency) as overlap,
+            _Remover(
+                dir_fd,
+                lock_path,
+                lock_wait_seconds,
+                scan.DiskRecheck(disks, cache, dir_fd, overlap),
+            ) as remover,
+        ):
             done = 0
             while done < len(removals):
                 if asked():

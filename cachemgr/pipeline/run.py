@@ -302,6 +302,7 @@ def _apply(
             settings.lock_wait_seconds,
             stop_requested,
             _log_outcome,
+            scan_concurrency=settings.scan_concurrency,
         )
 
     if not settings.remove_unused:

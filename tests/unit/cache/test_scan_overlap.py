@@ -18,6 +18,7 @@ import os
 import stat
 import struct
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 
 from cachemgr.cache import naming, overlap, qcow2
 from cachemgr.cache.plan import make_plan
-from cachemgr.cache.scan import scan_cache_dir, scan_disks
+from cachemgr.cache.scan import DiskRecheck, scan_cache_dir, scan_disks
 from cachemgr.cache.snapshot import CacheSnapshot, DiskSnapshot
 from tests.unit.cache.helpers import POLICY, make_usage
 from tests.unit.cache.test_scan import (
@@ -171,6 +172,38 @@ class TestSameAsSequential:
 
 
 @pytest.mark.usefixtures("overlapped")
+@pytest.mark.usefixtures("overlapped")
+def test_the_recheck_under_the_locks_finds_the_same_new_disks(tmp_path: Path) -> None:
+    """The re-check's sweep of every instance dir, overlapped, finds the disks
+    written since the scan that a sequential sweep finds, in the same order."""
+    base = tmp_path / "instances" / "_base"
+    for name in FPS[:3]:
+        write(base / name)
+    for n in range(40):
+        make_qcow2(
+            tmp_path / "instances" / f"uuid-{n:02d}" / "disk", str(base / FPS[0])
+        )
+    old = time.time() - 86400
+    for n in range(40):
+        os.utime(tmp_path / "instances" / f"uuid-{n:02d}", (old, old))
+    cache = scan_cache_dir(str(base))
+    disks = scan_disks(str(tmp_path / "instances"), cache, SKIP_DIRS)
+    # Written after the scan: a new disk in an old dir, and a new dir.
+    make_qcow2(tmp_path / "instances" / "uuid-07" / "disk.rescue", str(base / FPS[1]))
+    make_qcow2(tmp_path / "instances" / "uuid-new" / "disk", str(base / FPS[2]))
+    found = []
+    for concurrency in (1, 16):
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with overlap.Overlap(concurrency) as pool:
+                recheck = DiskRecheck(disks, cache, fd, pool)
+                found.append(list(recheck.users(time.monotonic() + 30).items()))
+        finally:
+            os.close(fd)
+    assert found[0] == found[1]
+    assert {FPS[1], FPS[2]} <= dict(found[0]).keys()
+
+
 def test_no_file_is_read_twice(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each entry is lstat'ed at most once and each file opened at most once.
 
