@@ -24,6 +24,7 @@ __all__ = [
     "open_regular",
     "open_through_link",
     "replace_file",
+    "replace_in_directory",
 ]
 
 _NOFOLLOW = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -202,6 +203,20 @@ def replace_file(
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     os.fsync(dir_fd)
+
+
+def replace_in_directory(directory: str, name: str, data: bytes) -> None:
+    """Replace ``directory/name`` whole (replace_file), mode 0644 and owned
+    like the directory, which is opened here (a symlink to it followed).
+
+    Raises:
+        OSError: the directory cannot be opened, or the file written.
+    """
+    dir_fd, dir_stat = open_directory(directory, follow=True)
+    try:
+        replace_file(dir_fd, name, data, mode=0o644, model=dir_stat)
+    finally:
+        os.close(dir_fd)
 
 
 def _create_exclusive(dir_fd: int, name: str) -> int:

@@ -89,17 +89,11 @@ def write_last_pass(instances_path: str, last: LastPass) -> bool:
         },
     }
     try:
-        dir_fd, dir_stat = safefs.open_directory(instances_path, follow=True)
-        try:
-            safefs.replace_file(
-                dir_fd,
-                RECORD_FILE_NAME,
-                (json.dumps(document, sort_keys=True) + "\n").encode(),
-                mode=0o644,
-                model=dir_stat,
-            )
-        finally:
-            os.close(dir_fd)
+        safefs.replace_in_directory(
+            instances_path,
+            RECORD_FILE_NAME,
+            (json.dumps(document, sort_keys=True) + "\n").encode(),
+        )
     except OSError as exc:
         level = logging.WARNING
         if exc.errno not in _NO_ROOM_ERRNOS:

@@ -183,11 +183,7 @@ def replace_whole(path: str, data: bytes, what: str) -> bool:
     """
     directory, name = os.path.split(path)
     try:
-        dir_fd, dir_stat = safefs.open_directory(directory or ".", follow=True)
-        try:
-            safefs.replace_file(dir_fd, name, data, mode=0o644, model=dir_stat)
-        finally:
-            os.close(dir_fd)
+        safefs.replace_in_directory(directory or ".", name, data)
     except OSError as exc:
         LOG.warning("Cannot write the %s %s: %s", what, path, exc.strerror or exc)
         return False
